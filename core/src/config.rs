@@ -1,0 +1,363 @@
+//! Every option of DESIGN.md §3, with its default, and the builder that sets them.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+
+use crate::engine::Idempotency;
+use crate::fingerprint::FingerprintKey;
+use crate::key::KeyRules;
+use crate::problem::DEFAULT_PROBLEM_BASE;
+use crate::store::Store;
+
+/// What to do when the store fails at claim time (B16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStoreError {
+    /// Answer 503 `store-unavailable`; the handler does not run.
+    #[default]
+    FailClosed,
+    /// Run the handler unprotected, and log a warning.
+    FailOpen,
+}
+
+/// Which response statuses are stored (B11); the default stores every status below 500.
+pub type StoreStatusFn = Arc<dyn Fn(u16) -> bool + Send + Sync>;
+
+/// The tower layer's scope function (B5): the namespace a key lives in, from the request.
+pub type ScopeFn = Arc<dyn Fn(&http::request::Parts) -> String + Send + Sync>;
+
+/// The default replayable headers (B14).
+pub const DEFAULT_REPLAY_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-language",
+    "content-location",
+    "location",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "vary",
+    "link",
+];
+
+/// Headers that are never replayed whatever `replay_headers` says (B14): per-response
+/// values, values recomputed for the replay, and hop-by-hop headers.
+pub const NEVER_REPLAYED: &[&str] = &[
+    "set-cookie",
+    "date",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// A configuration that cannot work; the message says which option and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid idempotency configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration the engine runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub methods: Vec<Method>,
+    pub header: HeaderName,
+    pub required: bool,
+    pub key_rules: KeyRules,
+    pub max_request_body: usize,
+    pub max_response_body: usize,
+    pub lease_ttl: Duration,
+    pub max_lease: Duration,
+    pub ttl: Duration,
+    pub store_status: StoreStatusFn,
+    pub replay_headers: Vec<HeaderName>,
+    pub replayed_header: HeaderName,
+    pub on_store_error: OnStoreError,
+    pub persist_timeout: Duration,
+    pub fingerprint_headers: Vec<HeaderName>,
+    pub fingerprint_key: FingerprintKey,
+    pub problem_base: String,
+    pub scope: Option<ScopeFn>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("methods", &self.methods)
+            .field("header", &self.header)
+            .field("required", &self.required)
+            .field("key_rules", &self.key_rules)
+            .field("max_request_body", &self.max_request_body)
+            .field("max_response_body", &self.max_response_body)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("max_lease", &self.max_lease)
+            .field("ttl", &self.ttl)
+            .field("replay_headers", &self.replay_headers)
+            .field("replayed_header", &self.replayed_header)
+            .field("on_store_error", &self.on_store_error)
+            .field("persist_timeout", &self.persist_timeout)
+            .field("fingerprint_headers", &self.fingerprint_headers)
+            .field("fingerprint_key", &self.fingerprint_key)
+            .field("problem_base", &self.problem_base)
+            .field("scope", &self.scope.as_ref().map(|_| "fn"))
+            .finish()
+    }
+}
+
+/// Builds an [`Idempotency`]. Every option starts at the DESIGN.md default.
+pub struct Builder {
+    store: Arc<dyn Store>,
+    methods: Vec<String>,
+    header: String,
+    required: bool,
+    max_key_length: usize,
+    strict_key_syntax: bool,
+    max_request_body: usize,
+    max_response_body: usize,
+    lease_ttl: Duration,
+    max_lease: Duration,
+    ttl: Duration,
+    store_status: StoreStatusFn,
+    replay_headers: Vec<String>,
+    replayed_header: String,
+    on_store_error: OnStoreError,
+    persist_timeout: Duration,
+    fingerprint_headers: Vec<String>,
+    fingerprint_secret: Option<Vec<u8>>,
+    problem_base: String,
+    scope: Option<ScopeFn>,
+}
+
+fn strings<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> Vec<String> {
+    items.into_iter().map(|s| s.as_ref().to_owned()).collect()
+}
+
+impl Builder {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Builder {
+        Builder {
+            store,
+            methods: strings(["POST", "PATCH"]),
+            header: "idempotency-key".into(),
+            required: false,
+            max_key_length: 255,
+            strict_key_syntax: false,
+            max_request_body: 1 << 20,
+            max_response_body: 1 << 20,
+            lease_ttl: Duration::from_secs(60),
+            max_lease: Duration::from_secs(3600),
+            ttl: Duration::from_secs(24 * 3600),
+            store_status: Arc::new(|status| status < 500),
+            replay_headers: strings(DEFAULT_REPLAY_HEADERS),
+            replayed_header: "idempotency-replayed".into(),
+            on_store_error: OnStoreError::FailClosed,
+            persist_timeout: Duration::from_secs(10),
+            fingerprint_headers: Vec::new(),
+            fingerprint_secret: None,
+            problem_base: DEFAULT_PROBLEM_BASE.into(),
+            scope: None,
+        }
+    }
+
+    /// Covered methods (B1). Default `POST`, `PATCH`.
+    pub fn methods<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, methods: I) -> Self {
+        self.methods = strings(methods);
+        self
+    }
+
+    /// The key header's name (B2). Default `Idempotency-Key`.
+    pub fn header(mut self, name: impl AsRef<str>) -> Self {
+        self.header = name.as_ref().to_owned();
+        self
+    }
+
+    /// Answer 400 `missing-key` when a covered request has no key (B4). Default false.
+    pub fn required(mut self, required: bool) -> Self {
+        self.required = required;
+        self
+    }
+
+    /// Longest accepted key, in characters after unescaping (B3). Default 255.
+    pub fn max_key_length(mut self, n: usize) -> Self {
+        self.max_key_length = n;
+        self
+    }
+
+    /// Accept only RFC 9651 quoted keys, not bare ones (B2). Default false.
+    pub fn strict_key_syntax(mut self, strict: bool) -> Self {
+        self.strict_key_syntax = strict;
+        self
+    }
+
+    /// Largest request body buffered for a keyed request (B7). Default 1 MiB.
+    pub fn max_request_body(mut self, bytes: usize) -> Self {
+        self.max_request_body = bytes;
+        self
+    }
+
+    /// Largest response body stored for replay (B12). Default 1 MiB.
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.max_response_body = bytes;
+        self
+    }
+
+    /// How long a claim lasts without renewal (B10). Default 60 s.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// The longest a claim is kept alive by renewal (B10). Default 1 h.
+    pub fn max_lease(mut self, max: Duration) -> Self {
+        self.max_lease = max;
+        self
+    }
+
+    /// How long a completed response is kept (B11). Default 24 h.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Which statuses are stored (B11). Default: below 500.
+    pub fn store_status(mut self, f: impl Fn(u16) -> bool + Send + Sync + 'static) -> Self {
+        self.store_status = Arc::new(f);
+        self
+    }
+
+    /// Response headers kept and replayed (B14). `set-cookie`, `date`, `content-length`,
+    /// `transfer-encoding` and hop-by-hop headers are dropped even if listed.
+    pub fn replay_headers<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, names: I) -> Self {
+        self.replay_headers = strings(names);
+        self
+    }
+
+    /// The header marking a replay (B14). Default `Idempotency-Replayed`.
+    pub fn replayed_header(mut self, name: impl AsRef<str>) -> Self {
+        self.replayed_header = name.as_ref().to_owned();
+        self
+    }
+
+    /// Fail closed (503, default) or open when the store fails at claim (B16).
+    pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
+        self.on_store_error = policy;
+        self
+    }
+
+    /// How long a failed completion is retried in the background (B17). Default 10 s.
+    pub fn persist_timeout(mut self, timeout: Duration) -> Self {
+        self.persist_timeout = timeout;
+        self
+    }
+
+    /// Request headers that are part of the fingerprint (B6). Default none.
+    pub fn fingerprint_headers<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, names: I) -> Self {
+        self.fingerprint_headers = strings(names);
+        self
+    }
+
+    /// Key the fingerprint with HMAC-SHA256 (B6), so stored fingerprints reveal nothing
+    /// about request bodies. Default none (plain SHA-256).
+    pub fn fingerprint_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.fingerprint_secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// Prefix of every problem `type` URI (B15). Default `https://idempo.dev/problems/`.
+    pub fn problem_base(mut self, base: impl AsRef<str>) -> Self {
+        self.problem_base = base.as_ref().to_owned();
+        self
+    }
+
+    /// The tower layer's scope function (B5): keys live in the namespace it returns.
+    pub fn scope(mut self, f: impl Fn(&http::request::Parts) -> String + Send + Sync + 'static) -> Self {
+        self.scope = Some(Arc::new(f));
+        self
+    }
+
+    /// Validate and build.
+    pub fn try_build(self) -> Result<Idempotency, ConfigError> {
+        let header_name = |option: &str, name: &str| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ConfigError(format!("{option}: {name:?} is not a valid header name")))
+        };
+        let mut methods = Vec::with_capacity(self.methods.len());
+        for m in &self.methods {
+            let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| ConfigError(format!("methods: {m:?} is not a valid HTTP method")))?;
+            methods.push(method);
+        }
+        let header = header_name("header", &self.header)?;
+        let replayed_header = header_name("replayed_header", &self.replayed_header)?;
+        let mut replay_headers = Vec::new();
+        for name in &self.replay_headers {
+            let name = header_name("replay_headers", name)?;
+            if !NEVER_REPLAYED.contains(&name.as_str()) && !replay_headers.contains(&name) {
+                replay_headers.push(name);
+            }
+        }
+        let fingerprint_headers = self
+            .fingerprint_headers
+            .iter()
+            .map(|n| header_name("fingerprint_headers", n))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.max_key_length == 0 {
+            return Err(ConfigError("max_key_length must be at least 1".into()));
+        }
+        if self.max_response_body > u32::MAX as usize {
+            return Err(ConfigError("max_response_body must be below 4 GiB".into()));
+        }
+        if self.lease_ttl < Duration::from_millis(3) {
+            return Err(ConfigError("lease_ttl must be at least 3 ms".into()));
+        }
+        if self.max_lease < self.lease_ttl {
+            return Err(ConfigError("max_lease must be at least lease_ttl".into()));
+        }
+        if self.ttl.is_zero() {
+            return Err(ConfigError("ttl must be above zero".into()));
+        }
+        let config = Config {
+            methods,
+            header,
+            required: self.required,
+            key_rules: KeyRules { max_len: self.max_key_length, strict: self.strict_key_syntax },
+            max_request_body: self.max_request_body,
+            max_response_body: self.max_response_body,
+            lease_ttl: self.lease_ttl,
+            max_lease: self.max_lease,
+            ttl: self.ttl,
+            store_status: self.store_status,
+            replay_headers,
+            replayed_header,
+            on_store_error: self.on_store_error,
+            persist_timeout: self.persist_timeout,
+            fingerprint_headers,
+            fingerprint_key: FingerprintKey::new(self.fingerprint_secret.as_deref()),
+            problem_base: self.problem_base,
+            scope: self.scope,
+        };
+        Ok(Idempotency::from_parts(self.store, config))
+    }
+
+    /// Build; panics with the reason on an invalid configuration (a programming error
+    /// caught at startup). Use [`Builder::try_build`] to handle it instead.
+    pub fn build(self) -> Idempotency {
+        match self.try_build() {
+            Ok(idem) => idem,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The lease: ownership of a claimed key while the handler runs (B10, B11, B17).
+//!
+//! A `Lease` holds the fencing token and a background task renewing the claim every
+//! `lease_ttl / 3`, for at most `max_lease`. Completing, releasing or dropping it stops the
+//! renewal; dropping it without completing (a panic, a cancelled request) releases the key
+//! so a retry runs again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::capture::Capture;
+use crate::engine::Engine;
+use crate::fingerprint::RecordId;
+use crate::record::Record;
+use crate::stats::Stats;
+use crate::store::{Completion, Release, Renewal, Token};
+
+/// How long `complete` waits for the store before handing the write to the background.
+/// Waiting at all means a client that retries right after its response sees the replay.
+const INLINE_PERSIST_WAIT: Duration = Duration::from_secs(1);
+
+/// Ownership of a claimed key. Complete it with the response, or release it.
+pub struct Lease {
+    engine: Arc<Engine>,
+    id: RecordId,
+    token: Token,
+    key: String,
+    /// Set once the lease is known to be taken over, so it is counted once.
+    lost: Arc<AtomicBool>,
+    renewer: Option<JoinHandle<()>>,
+    runtime: Option<Handle>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("id", &self.id).field("token", &self.token).field("key", &self.key).finish()
+    }
+}
+
+impl Lease {
+    pub(crate) fn start(engine: Arc<Engine>, id: RecordId, token: Token, key: String) -> Lease {
+        let runtime = Handle::try_current().ok();
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = runtime.as_ref().and_then(|rt| {
+            let cfg = &engine.config;
+            // Renew only while the claim stays within max_lease; with max_lease equal to
+            // lease_ttl no renewal happens at all.
+            (cfg.max_lease > cfg.lease_ttl)
+                .then(|| rt.spawn(renew(engine.clone(), id, token, key.clone(), lost.clone())))
+        });
+        Lease { engine, id, token, key, lost, renewer, runtime, finished: false }
+    }
+
+    /// The fencing token of this claim.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// A response-body recorder sized by `max_response_body` (B12).
+    pub fn capture(&self, content_length: Option<u64>) -> Capture {
+        Capture::new(self.engine.config.max_response_body, content_length)
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        if let Some(task) = self.renewer.take() {
+            task.abort();
+        }
+    }
+
+    /// Store the response (B11, B12); a status that is not stored releases the key instead.
+    /// `body` is `None` when it was too large to keep. A failed write is retried in the
+    /// background for up to `persist_timeout` (B17): this returns once the write landed or
+    /// was handed to the background, so the caller can finish its response either way.
+    pub async fn complete(mut self, status: StatusCode, headers: &HeaderMap, body: Option<Bytes>) {
+        let e = self.engine.clone();
+        if !(e.config.store_status)(status.as_u16()) {
+            return self.release().await;
+        }
+        self.finish();
+        if body.is_none() {
+            Stats::inc(&e.stats.omitted);
+        }
+        let record = Record { status, headers: e.replayable(headers), body };
+        let job = persist(e, self.id, self.token, record, self.key.clone(), self.lost.clone());
+        match &self.runtime {
+            // A task, so the write finishes even if the caller is dropped while waiting.
+            Some(rt) => {
+                let _ = tokio::time::timeout(INLINE_PERSIST_WAIT, rt.spawn(job)).await;
+            }
+            None => job.await,
+        }
+    }
+
+    /// Give the key up so that a retry runs the handler again (B11: 5xx, error, panic).
+    pub async fn release(mut self) {
+        self.finish();
+        release(self.engine.clone(), self.id, self.token, self.key.clone(), self.lost.clone()).await;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finish();
+        tracing::debug!(target: "idempo", outcome = "released", key = %self.key, "lease dropped before completion");
+        let job = release(self.engine.clone(), self.id, self.token, std::mem::take(&mut self.key), self.lost.clone());
+        // Without a runtime (it is shutting down) the claim simply expires after lease_ttl.
+        if let Some(rt) = &self.runtime {
+            rt.spawn(job);
+        }
+    }
+}
+
+fn lease_lost(e: &Engine, lost: &AtomicBool, key: &str, during: &str) {
+    if !lost.swap(true, Ordering::Relaxed) {
+        Stats::inc(&e.stats.lease_lost);
+        tracing::warn!(target: "idempo", outcome = "lease-lost", key, during,
+            "the lease on this key expired and was taken over; this holder's {during} was refused");
+    }
+}
+
+async fn renew(e: Arc<Engine>, id: RecordId, token: Token, key: String, lost: Arc<AtomicBool>) {
+    let cfg = &e.config;
+    let started = Instant::now();
+    let period = cfg.lease_ttl / 3;
+    loop {
+        tokio::time::sleep(period).await;
+        if started.elapsed() + cfg.lease_ttl > cfg.max_lease {
+            tracing::warn!(target: "idempo", key, "handler still running at max_lease: the claim is no longer renewed");
+            return;
+        }
+        match e.store.renew(&id, token, cfg.lease_ttl).await {
+            Ok(Renewal::Renewed) => {}
+            Ok(Renewal::LeaseLost) => return lease_lost(&e, &lost, &key, "renewal"),
+            Err(err) => {
+                Stats::inc(&e.stats.store_errors);
+                tracing::warn!(target: "idempo", key, error = %err, "could not renew the claim; retrying");
+            }
+        }
+    }
+}
+
+async fn release(e: Arc<Engine>, id: RecordId, token: Token, key: String, lost: Arc<AtomicBool>) {
+    match e.store.release(&id, token).await {
+        Ok(Release::Released) => tracing::debug!(target: "idempo", outcome = "released", key),
+        Ok(Release::LeaseLost) => lease_lost(&e, &lost, &key, "release"),
+        Err(err) => {
+            Stats::inc(&e.stats.store_errors);
+            tracing::warn!(target: "idempo", key, error = %err, "could not release the claim; it expires after lease_ttl");
+        }
+    }
+}
+
+async fn persist(e: Arc<Engine>, id: RecordId, token: Token, record: Record, key: String, lost: Arc<AtomicBool>) {
+    let deadline = Instant::now() + e.config.persist_timeout;
+    let mut backoff = Duration::from_millis(50);
+    let mut failures = 0u32;
+    loop {
+        let attempt = tokio::time::timeout_at(deadline, e.store.complete(&id, token, &record, e.config.ttl)).await;
+        let err = match attempt {
+            Ok(Ok(Completion::Stored)) => {
+                if failures > 0 {
+                    tracing::info!(target: "idempo", key, failures, "response stored after retrying");
+                }
+                return;
+            }
+            Ok(Ok(Completion::LeaseLost)) => return lease_lost(&e, &lost, &key, "completion"),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        failures += 1;
+        if failures == 1 {
+            tracing::warn!(target: "idempo", key, error = %err, "could not store the response; retrying in the background");
+        }
+        if Instant::now() + backoff >= deadline {
+            Stats::inc(&e.stats.store_errors);
+            tracing::error!(target: "idempo", key, error = %err, failures,
+                "gave up storing the response after persist_timeout: a retry will run the handler again once the lease expires");
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,40 @@
+//! Idempo makes unsafe HTTP requests safe to retry.
+//!
+//! A client sends an `Idempotency-Key`; a duplicate request runs its side effect at most
+//! once and gets the original response replayed (the IETF Idempotency-Key draft, with
+//! Stripe's semantics). This crate holds every rule: key parsing ([`key`]), fingerprints
+//! ([`fingerprint`]), the claim state machine ([`Idempotency`], [`Lease`]), the record
+//! encoding ([`record`]), problem responses ([`problem`]) and the stores ([`store`]).
+//! The [`tower`](crate::tower) module (feature `tower`, on by default) is the reference
+//! integration.
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use idempo::{Idempotency, MemoryStore};
+//!
+//! async fn charge() -> &'static str { "charged" }
+//!
+//! let idem = Idempotency::builder(MemoryStore::new()).required(true).build();
+//! let app: Router = Router::new().route("/charge", post(charge)).layer(idem.layer());
+//! ```
+
+pub mod capture;
+pub mod config;
+pub mod engine;
+pub mod fingerprint;
+pub mod key;
+mod lease;
+pub mod problem;
+pub mod record;
+mod stats;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+pub use config::{Builder, Config, ConfigError, OnStoreError};
+pub use engine::{Check, Decision, HeaderSource, Idempotency, Pending};
+pub use lease::Lease;
+pub use stats::StatsSnapshot;
+pub use store::{Claim, Completion, MemoryStore, Release, Renewal, Store, StoreError, Token};

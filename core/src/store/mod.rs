@@ -1,0 +1,150 @@
+//! The store contract (DESIGN.md §4) and the in-memory store.
+//!
+//! A store keeps one entry per [`RecordId`]: either an in-flight claim (a fencing token
+//! and the claimant's fingerprint, expiring after the lease) or a completed [`Record`]
+//! (expiring after the ttl). Every operation is atomic and, for a networked store, one
+//! round trip. Expiry is judged by the store's own clock.
+
+mod memory;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+use crate::fingerprint::{Fingerprint, RecordId};
+use crate::record::{DecodeError, Record};
+
+/// A fencing token: unique per claim, so a holder whose lease was taken over cannot touch
+/// the new owner's entry (B10).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token(pub u128);
+
+impl Token {
+    /// A random token. Tokens must be unique across processes sharing a store.
+    pub fn random() -> Token {
+        let mut b = [0u8; 16];
+        if getrandom::fill(&mut b).is_err() {
+            // No OS randomness: fall back to time and a process-wide counter, still unique
+            // within this process and very unlikely to collide across processes.
+            return Token::fallback();
+        }
+        Token(u128::from_be_bytes(b))
+    }
+
+    fn fallback() -> Token {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Token(((nanos as u128) << 64) | ((std::process::id() as u128) << 32) | n as u128)
+    }
+
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({:08x}…)", (self.0 >> 96) as u32)
+    }
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The id was absent or expired: the caller now owns it.
+    Claimed { token: Token },
+    /// Another claim holds the id for `lease_left` more.
+    InFlight { fingerprint: Fingerprint, lease_left: Duration },
+    /// A response is stored.
+    Completed { fingerprint: Fingerprint, record: Record },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    Renewed,
+    LeaseLost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    Stored,
+    LeaseLost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    Released,
+    LeaseLost,
+}
+
+/// A store failure. The engine answers it per `on_store_error` (B16) and never panics.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The store could not be reached or refused the operation.
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
+    /// An entry exists but cannot be decoded (B18).
+    Corrupt(DecodeError),
+    /// The store is at capacity and nothing could be reclaimed.
+    Full,
+}
+
+impl StoreError {
+    pub fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+        StoreError::Unavailable(e.into())
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable(e) => write!(f, "idempotency store unavailable: {e}"),
+            StoreError::Corrupt(e) => write!(f, "idempotency store holds a corrupt entry: {e}"),
+            StoreError::Full => f.write_str("idempotency store is full (raise max_entries or use a durable store)"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Unavailable(e) => Some(e.as_ref()),
+            StoreError::Corrupt(e) => Some(e),
+            StoreError::Full => None,
+        }
+    }
+}
+
+impl From<DecodeError> for StoreError {
+    fn from(e: DecodeError) -> Self {
+        StoreError::Corrupt(e)
+    }
+}
+
+/// The store contract. Implementations must pass [`crate::testing::store_contract`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Claim `id` for `lease_ttl`, atomically: of concurrent claims on an absent or
+    /// expired id exactly one returns [`Claim::Claimed`].
+    async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError>;
+
+    /// Extend the claim held with `token` to `lease_ttl` from now.
+    async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError>;
+
+    /// Replace the claim held with `token` by `record`, kept for `ttl`.
+    async fn complete(
+        &self,
+        id: &RecordId,
+        token: Token,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Completion, StoreError>;
+
+    /// Drop the claim held with `token`, so the next request executes.
+    async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError>;
+}

@@ -1,0 +1,222 @@
+//! The request body handed to the inner service, and the response body that records a copy
+//! while streaming (B7, B12, B13).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::capture::Capture;
+use crate::lease::Lease;
+
+pin_project! {
+    /// The request body the inner service sees: the original stream for requests that are
+    /// not covered, or the buffered bytes of a keyed request, unchanged.
+    #[project = RequestBodyProj]
+    pub enum RequestBody<B> {
+        Inner { #[pin] body: B },
+        Buffered { data: Option<Bytes> },
+    }
+}
+
+impl<B> RequestBody<B> {
+    pub(crate) fn inner(body: B) -> Self {
+        RequestBody::Inner { body }
+    }
+
+    pub(crate) fn buffered(data: Bytes) -> Self {
+        RequestBody::Buffered { data: (!data.is_empty()).then_some(data) }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project() {
+            RequestBodyProj::Inner { body } => body.poll_frame(cx),
+            RequestBodyProj::Buffered { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Inner { body } => body.is_end_stream(),
+            RequestBody::Buffered { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Inner { body } => body.size_hint(),
+            RequestBody::Buffered { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+        }
+    }
+}
+
+/// Why a request body could not be buffered.
+pub(crate) enum ReadError {
+    TooLarge,
+    Failed(String),
+}
+
+/// Buffer a request body, refusing it as soon as it passes `limit` (B7).
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|e| ReadError::Failed(format!("the request body could not be read: {}", e.into())))?;
+        let Ok(mut data) = frame.into_data() else { continue };
+        let total = first.as_ref().map_or(0, Bytes::len) + buf.len() + data.len();
+        if total > limit {
+            return Err(ReadError::TooLarge);
+        }
+        // The common case is one chunk: keep it without copying.
+        match first.take() {
+            None if buf.is_empty() => first = Some(data.copy_to_bytes(data.remaining())),
+            held => {
+                if let Some(held) = held {
+                    buf.extend_from_slice(&held);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
+}
+
+type CompletionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// State of a response being recorded for replay.
+pub(crate) struct Recorder {
+    lease: Option<Lease>,
+    status: StatusCode,
+    headers: HeaderMap,
+    capture: Capture,
+    /// The store write, polled before the end of the body is signalled.
+    completing: Option<CompletionFuture>,
+    /// The last frame, held back until the write lands.
+    held: Option<Frame<Bytes>>,
+}
+
+impl Recorder {
+    pub(crate) fn new(lease: Lease, status: StatusCode, headers: HeaderMap, content_length: Option<u64>) -> Recorder {
+        let capture = lease.capture(content_length);
+        Recorder { lease: Some(lease), status, headers, capture, completing: None, held: None }
+    }
+
+    fn start_completion(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let capture = std::mem::replace(&mut self.capture, Capture::new(0, None));
+            let status = self.status;
+            let headers = std::mem::take(&mut self.headers);
+            self.completing = Some(Box::pin(async move { lease.complete(status, &headers, capture.finish()).await }));
+        }
+    }
+
+    /// The handler's body failed part way: the response is incomplete, so the key is
+    /// released for a retry (B11).
+    fn fail(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            drop(lease);
+        }
+    }
+}
+
+pin_project! {
+    /// The response body: passed through, recorded while streaming, or a full answer made
+    /// by the engine (a replay or a problem).
+    #[project = ResponseBodyProj]
+    pub enum ResponseBody<B> {
+        Passthrough { #[pin] body: B },
+        Recording { #[pin] body: B, rec: Box<Recorder> },
+        Full { data: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn passthrough(body: B) -> Self {
+        ResponseBody::Passthrough { body }
+    }
+
+    pub(crate) fn recording(body: B, rec: Recorder) -> Self {
+        ResponseBody::Recording { body, rec: Box::new(rec) }
+    }
+
+    pub(crate) fn full(data: Bytes) -> Self {
+        ResponseBody::Full { data: (!data.is_empty()).then_some(data) }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project() {
+            ResponseBodyProj::Passthrough { body } => body.poll_frame(cx),
+            ResponseBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBodyProj::Recording { mut body, rec } => loop {
+                if let Some(completing) = rec.completing.as_mut() {
+                    ready!(completing.as_mut().poll(cx));
+                    rec.completing = None;
+                    return Poll::Ready(rec.held.take().map(Ok));
+                }
+                if rec.lease.is_none() {
+                    // Completed (or failed) already: whatever is left passes through.
+                    return body.poll_frame(cx);
+                }
+                match ready!(body.as_mut().poll_frame(cx)) {
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            rec.capture.push(data);
+                        }
+                        if !body.is_end_stream() {
+                            return Poll::Ready(Some(Ok(frame)));
+                        }
+                        // The last frame: store the response before the client can see the
+                        // end of it, so an immediate retry finds the replay (B11).
+                        rec.held = Some(frame);
+                        rec.start_completion();
+                    }
+                    Some(Err(e)) => {
+                        rec.fail();
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    None => rec.start_completion(),
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Passthrough { body } => body.is_end_stream(),
+            ResponseBody::Full { data } => data.is_none(),
+            ResponseBody::Recording { body, rec } => {
+                rec.lease.is_none() && rec.completing.is_none() && rec.held.is_none() && body.is_end_stream()
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Passthrough { body } | ResponseBody::Recording { body, .. } => body.size_hint(),
+            ResponseBody::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+        }
+    }
+}

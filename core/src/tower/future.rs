@@ -1,0 +1,66 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::Response;
+use pin_project_lite::pin_project;
+
+use super::body::ResponseBody;
+
+pub(crate) type BoxResponseFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+pin_project! {
+    /// Response future of [`IdempotencyService`](super::IdempotencyService).
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        // Not covered: the inner future as it is, no allocation.
+        Passthrough { #[pin] fut: F },
+        // Refused from the head alone (a 400 problem).
+        Ready { res: Option<Response<Bytes>> },
+        // Keyed: buffering, claiming and running the handler.
+        Idempotent { fut: BoxResponseFuture<B, E> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    pub(crate) fn passthrough(fut: F) -> Self {
+        ResponseFuture { kind: Kind::Passthrough { fut } }
+    }
+
+    pub(crate) fn ready(res: Response<Bytes>) -> Self {
+        ResponseFuture { kind: Kind::Ready { res: Some(res) } }
+    }
+
+    pub(crate) fn idempotent(fut: BoxResponseFuture<B, E>) -> Self {
+        ResponseFuture { kind: Kind::Idempotent { fut } }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Passthrough { fut } => {
+                let res = ready!(fut.poll(cx))?;
+                Poll::Ready(Ok(res.map(ResponseBody::passthrough)))
+            }
+            KindProj::Ready { res } => match res.take() {
+                Some(res) => Poll::Ready(Ok(res.map(ResponseBody::full))),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            KindProj::Idempotent { fut } => fut.as_mut().poll(cx),
+        }
+    }
+}

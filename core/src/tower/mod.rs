@@ -1,0 +1,33 @@
+//! The tower layer: idempotency for axum, hyper and any `tower::Service` over HTTP.
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use idempo::{Idempotency, MemoryStore};
+//!
+//! async fn charge(body: String) -> (http::StatusCode, String) {
+//!     (http::StatusCode::CREATED, format!("charged: {body}"))
+//! }
+//!
+//! let idem = Idempotency::builder(MemoryStore::new()).required(true).build();
+//! let app: Router = Router::new().route("/charge", post(charge)).layer(idem.layer());
+//! ```
+//!
+//! For a covered request with a key the layer buffers the request body (up to
+//! `max_request_body`), claims the key, runs the inner service with the body unchanged,
+//! and streams the response to the client chunk by chunk while keeping a copy, which is
+//! stored before the end of the body is sent. A duplicate gets the stored response with
+//! `Idempotency-Replayed: true`; everything else passes through untouched, without an
+//! allocation.
+//!
+//! If the client goes away before the whole body was sent, or the body fails mid-stream,
+//! the key is released: the response is not complete, so a retry runs the handler again.
+
+mod body;
+mod future;
+mod layer;
+mod service;
+
+pub use body::{RequestBody, ResponseBody};
+pub use future::ResponseFuture;
+pub use layer::IdempotencyLayer;
+pub use service::IdempotencyService;

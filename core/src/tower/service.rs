@@ -1,0 +1,109 @@
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body::Body;
+use tower_service::Service;
+
+use super::body::{ReadError, Recorder, RequestBody, ResponseBody, read_body};
+use super::future::ResponseFuture;
+use crate::engine::{Check, Decision, Idempotency};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Idempotency over an inner HTTP service; made by [`IdempotencyLayer`](super::IdempotencyLayer).
+#[derive(Clone, Debug)]
+pub struct IdempotencyService<S> {
+    inner: S,
+    idem: Idempotency,
+}
+
+impl<S> IdempotencyService<S> {
+    pub fn new(inner: S, idem: Idempotency) -> Self {
+        IdempotencyService { inner, idem }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IdempotencyService<S>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().as_bytes();
+        let query = parts.uri.query().unwrap_or("").as_bytes();
+        let mut pending = match self.idem.check(parts.method.as_str(), path, query, &parts.headers) {
+            Check::Bypass => {
+                return ResponseFuture::passthrough(
+                    self.inner.call(Request::from_parts(parts, RequestBody::inner(body))),
+                );
+            }
+            Check::Respond(res) => return ResponseFuture::ready(res),
+            Check::Proceed(pending) => pending,
+        };
+        if let Some(scope) = &self.idem.config().scope {
+            pending.set_scope(scope(&parts));
+        }
+        // The service that was polled ready goes into the future; a fresh clone stays.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::idempotent(Box::pin(async move {
+            let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > pending.body_limit() as u64) {
+                return Ok(pending.too_large().map(ResponseBody::full));
+            }
+            let bytes = match read_body(body, pending.body_limit()).await {
+                Ok(bytes) => bytes,
+                Err(ReadError::TooLarge) => return Ok(pending.too_large().map(ResponseBody::full)),
+                Err(ReadError::Failed(reason)) => return Ok(pending.unreadable(&reason).map(ResponseBody::full)),
+            };
+            let lease = match pending.begin(&bytes).await {
+                Decision::Respond(res) => return Ok(res.map(ResponseBody::full)),
+                Decision::Bypass => {
+                    let res = inner.call(Request::from_parts(parts, RequestBody::buffered(bytes))).await?;
+                    return Ok(res.map(ResponseBody::passthrough));
+                }
+                Decision::Execute(lease) => lease,
+            };
+            // An error or a panic in the handler drops the lease, which releases the key.
+            let res = inner.call(Request::from_parts(parts, RequestBody::buffered(bytes))).await?;
+            if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // An upgraded connection is not a replayable response (B13).
+                lease.release().await;
+                return Ok(res.map(ResponseBody::passthrough));
+            }
+            let (parts, body) = res.into_parts();
+            let bodiless = matches!(parts.status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
+            if bodiless || body.is_end_stream() {
+                // No body to send (204, 304, an empty 201): servers never poll such a body,
+                // so the response is stored now, before it is handed back.
+                lease.complete(parts.status, &parts.headers, Some(Bytes::new())).await;
+                return Ok(Response::from_parts(parts, ResponseBody::passthrough(body)));
+            }
+            let length = body.size_hint().exact();
+            let rec = Recorder::new(lease, parts.status, parts.headers.clone(), length);
+            Ok(Response::from_parts(parts, ResponseBody::recording(body, rec)))
+        }))
+    }
+}

@@ -1,0 +1,681 @@
+//! The rules of DESIGN.md §3 through axum and the tower layer, over any store.
+//!
+//! Each function takes the store to test; `behaviour_suite!` turns them into tests on a
+//! multi-threaded runtime. Keys are random so stores shared with other tests are fine.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use idempo::{Idempotency, OnStoreError, Store, Token};
+
+use super::faulty::Faulty;
+use super::{Reply, TestApp, post, quoted};
+
+/// A key unique to this run.
+pub fn key(name: &str) -> String {
+    format!("{name}-{:032x}", Token::random().0)
+}
+
+fn app(store: &Arc<dyn Store>, configure: impl FnOnce(idempo::Builder) -> idempo::Builder) -> TestApp {
+    TestApp::new(configure(Idempotency::builder_shared(store.clone())).build())
+}
+
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($store:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let store: std::sync::Arc<dyn idempo::Store> = $store;
+                $crate::support::behaviour::$name(store).await;
+            }
+        )*
+    };
+    ($store:expr) => {
+        $crate::behaviour_suite!($store;
+            b1_only_covered_methods_are_touched,
+            b1_methods_option,
+            b2_quoted_bare_and_header_case,
+            b2_header_option_and_strict_syntax,
+            b3_invalid_keys_are_rejected_before_the_handler,
+            b4_missing_key_passes_or_is_required,
+            b5_scope_separates_tenants,
+            b6_fingerprint_mismatch_keeps_the_record,
+            b6_mismatch_while_in_flight,
+            b6_fingerprint_headers_and_secret,
+            b7_body_limit_and_unchanged_body,
+            b8_two_hundred_concurrent_duplicates_execute_once,
+            b9_in_flight_duplicate_gets_409_with_retry_after,
+            b10_renewal_keeps_a_long_handler_exclusive,
+            b10_takeover_fences_the_stale_holder,
+            b11_4xx_stored_5xx_released,
+            b11_store_status_option,
+            b11_panicking_handler_releases_the_key,
+            b12_large_response_is_stored_without_body,
+            b13_streamed_response_reaches_client_before_handler_finishes,
+            b13_upgrade_passes_through_and_releases,
+            b14_replay_headers,
+            b15_problem_base_option,
+            b16_store_down_at_claim_fails_closed,
+            b16_fail_open_runs_unprotected,
+            b17_failed_completion_is_retried_in_background,
+            b17_completion_gives_up_after_persist_timeout,
+            b18_corrupt_record_is_a_store_error,
+            b19_stats_count_every_outcome,
+            empty_response_body_is_stored,
+        );
+    };
+}
+
+pub async fn b1_only_covered_methods_are_touched(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b);
+    let k = key("b1");
+    for method in ["GET", "PUT", "DELETE"] {
+        for _ in 0..2 {
+            let req = Request::builder()
+                .method(method)
+                .uri("/echo")
+                .header("idempotency-key", &k)
+                .body(Body::from("x"))
+                .unwrap();
+            let r = app.send(req).await;
+            assert_eq!(r.status, StatusCode::CREATED);
+            assert!(!r.replayed(), "{method} must not be replayed");
+        }
+    }
+    // Even an invalid key is ignored on a method that is not covered.
+    let req = Request::get("/echo").header("idempotency-key", "\"unterminated").body(Body::empty()).unwrap();
+    assert_eq!(app.send(req).await.status, StatusCode::CREATED);
+    assert_eq!(app.count(), 7);
+    // POST is covered: the second call is a replay.
+    let first = app.send(post("/echo", Some(&k), "x")).await;
+    let second = app.send(post("/echo", Some(&k), "x")).await;
+    assert!(!first.replayed() && second.replayed());
+    assert_eq!(app.count(), 8);
+}
+
+pub async fn b1_methods_option(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b.methods(["put"]));
+    let k = key("b1m");
+    let put = || Request::put("/echo").header("idempotency-key", &k).body(Body::from("x")).unwrap();
+    app.send(put()).await;
+    assert!(app.send(put()).await.replayed());
+    // POST is no longer covered.
+    app.send(post("/echo", Some(&k), "x")).await;
+    app.send(post("/echo", Some(&k), "x")).await;
+    assert_eq!(app.count(), 3);
+}
+
+pub async fn b2_quoted_bare_and_header_case(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b);
+    let k = key("b2");
+    let first = app.send(post("/echo", Some(&quoted(&k)), "x")).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert!(!first.replayed(), "a first response carries no replay header (B14)");
+    let bare = app.send(post("/echo", Some(&k), "x")).await;
+    assert!(bare.replayed(), "a bare key denotes the same key as its quoted form");
+    let req = Request::post("/echo").header("IDEMPOTENCY-KEY", quoted(&k)).body(Body::from("x")).unwrap();
+    assert!(app.send(req).await.replayed(), "the header name is case-insensitive");
+    // Escapes: "a\"b" is the key a"b.
+    let esc = key("e");
+    let r1 = app.send(post("/echo", Some(&format!("\"{esc}\\\\x\"")), "x")).await;
+    let r2 = app.send(post("/echo", Some(&format!("{esc}\\x")), "x")).await;
+    assert!(!r1.replayed() && r2.replayed(), "an escaped backslash unescapes to the bare key");
+    assert_eq!(app.count(), 2);
+}
+
+pub async fn b2_header_option_and_strict_syntax(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b.header("X-Request-Key").strict_key_syntax(true));
+    let k = key("b2s");
+    let req = |v: &str| Request::post("/echo").header("x-request-key", v).body(Body::from("x")).unwrap();
+    app.send(req(&quoted(&k))).await;
+    assert!(app.send(req(&quoted(&k))).await.replayed());
+    app.send(req(&k)).await.assert_problem(400, "invalid-key");
+    // The default header name is now ignored.
+    app.send(post("/echo", Some(&quoted(&k)), "x")).await;
+    app.send(post("/echo", Some(&quoted(&k)), "x")).await;
+    assert_eq!(app.count(), 3);
+}
+
+pub async fn b3_invalid_keys_are_rejected_before_the_handler(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b.max_key_length(16));
+    for bad in ["\"\"", "\"a\", \"b\"", "a,b", "\"unterminated", "\"bad\\escape\"", &"k".repeat(17), "\"tab\there\""] {
+        let r = app.send(post("/echo", Some(bad), "x")).await;
+        r.assert_problem(400, "invalid-key");
+    }
+    let non_ascii = Request::post("/echo")
+        .header("idempotency-key", http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap())
+        .body(Body::from("x"))
+        .unwrap();
+    app.send(non_ascii).await.assert_problem(400, "invalid-key");
+    let repeated = Request::post("/echo")
+        .header("idempotency-key", "a")
+        .header("idempotency-key", "a")
+        .body(Body::from("x"))
+        .unwrap();
+    app.send(repeated).await.assert_problem(400, "invalid-key");
+    assert_eq!(app.count(), 0, "no invalid key reaches the handler");
+    let max = app.send(post("/echo", Some(&"k".repeat(16)), "x")).await;
+    assert_eq!(max.status, StatusCode::CREATED);
+}
+
+pub async fn b4_missing_key_passes_or_is_required(store: Arc<dyn Store>) {
+    let optional = app(&store, |b| b);
+    optional.send(post("/echo", None, "x")).await;
+    let r = optional.send(post("/echo", None, "x")).await;
+    assert!(!r.replayed());
+    assert_eq!(optional.count(), 2);
+
+    let required = app(&store, |b| b.required(true));
+    let r = required.send(post("/echo", None, "x")).await;
+    r.assert_problem(400, "missing-key");
+    assert!(r.text().contains("\"title\":\"Idempotency-Key is missing\""));
+    assert_eq!(required.count(), 0);
+    // Required applies to covered methods only.
+    let get = required.send(Request::get("/counter").body(Body::empty()).unwrap()).await;
+    assert_eq!(get.status, StatusCode::OK);
+}
+
+pub async fn b5_scope_separates_tenants(store: Arc<dyn Store>) {
+    let app = app(&store, |b| {
+        b.scope(|parts| parts.headers.get("x-tenant").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned())
+    });
+    let k = key("b5");
+    let req = |tenant: &str| {
+        Request::post("/echo").header("idempotency-key", &k).header("x-tenant", tenant).body(Body::from("x")).unwrap()
+    };
+    let a1 = app.send(req("a")).await;
+    let b1 = app.send(req("b")).await;
+    assert!(!a1.replayed() && !b1.replayed(), "tenants do not share keys");
+    let a2 = app.send(req("a")).await;
+    assert!(a2.replayed());
+    assert_eq!(a2.header("location"), a1.header("location"));
+    assert_eq!(app.count(), 2);
+}
+
+pub async fn b6_fingerprint_mismatch_keeps_the_record(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b);
+    let k = key("b6");
+    let first = app.send(post("/echo?a=1", Some(&k), "original")).await;
+    let changed_body = app.send(post("/echo?a=1", Some(&k), "changed")).await;
+    changed_body.assert_problem(422, "fingerprint-mismatch");
+    assert!(changed_body.text().contains("\"title\":\"Idempotency-Key is already used\""));
+    app.send(post("/echo?a=2", Some(&k), "original")).await.assert_problem(422, "fingerprint-mismatch");
+    app.send(post("/status/201", Some(&k), "original")).await.assert_problem(422, "fingerprint-mismatch");
+    let patch = Request::patch("/echo?a=1").header("idempotency-key", &k).body(Body::from("original")).unwrap();
+    app.send(patch).await.assert_problem(422, "fingerprint-mismatch");
+    // The stored record is intact: the corrected retry replays.
+    let retry = app.send(post("/echo?a=1", Some(&k), "original")).await;
+    assert!(retry.replayed());
+    assert_eq!(retry.body, first.body);
+    assert_eq!(app.count(), 1);
+}
+
+pub async fn b6_mismatch_while_in_flight(store: Arc<dyn Store>) {
+    let app = Arc::new(app(&store, |b| b));
+    let k = key("b6f");
+    let a = app.clone();
+    let k2 = k.clone();
+    let first = tokio::spawn(async move { a.send(post("/slow?ms=400", Some(&k2), "one")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.send(post("/slow?ms=400", Some(&k), "two")).await.assert_problem(422, "fingerprint-mismatch");
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+    assert_eq!(app.count(), 1);
+}
+
+pub async fn b6_fingerprint_headers_and_secret(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b.fingerprint_headers(["x-account"]).fingerprint_secret("s3cret"));
+    let k = key("b6h");
+    let req = |acct: &str| {
+        Request::post("/echo").header("idempotency-key", &k).header("x-account", acct).body(Body::from("x")).unwrap()
+    };
+    app.send(req("1")).await;
+    assert!(app.send(req("1")).await.replayed());
+    app.send(req("2")).await.assert_problem(422, "fingerprint-mismatch");
+    // Headers not listed are not part of the fingerprint.
+    let other = Request::post("/echo")
+        .header("idempotency-key", &k)
+        .header("x-account", "1")
+        .header("x-trace", "z")
+        .body(Body::from("x"))
+        .unwrap();
+    assert!(app.send(other).await.replayed());
+    assert_eq!(app.count(), 1);
+}
+
+pub async fn b7_body_limit_and_unchanged_body(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b.max_request_body(1024));
+    let k = key("b7");
+    // Declared too large: refused before reading.
+    app.send(post("/echo", Some(&k), vec![b'x'; 1025])).await.assert_problem(413, "body-too-large");
+    // Streamed without a length, too large: refused once the limit is passed.
+    let chunks = futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'y'; 400]))));
+    app.send(post("/echo", Some(&k), Body::from_stream(chunks))).await.assert_problem(413, "body-too-large");
+    assert_eq!(app.count(), 0);
+    // Nothing was stored: the same key then executes, and the handler sees the body as sent,
+    // also when it came in several chunks.
+    let chunks =
+        futures_util::stream::iter(["hello ", "chunked ", "world"].map(|c| Ok::<_, std::io::Error>(Bytes::from(c))));
+    let r = app.send(post("/echo", Some(&k), Body::from_stream(chunks))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.text(), "hello chunked world");
+    assert_eq!(app.count(), 1);
+    // Bodies without a key are not limited.
+    let big = app.send(post("/echo", None, vec![b'z'; 4096])).await;
+    assert_eq!(big.body.len(), 4096);
+}
+
+pub async fn b8_two_hundred_concurrent_duplicates_execute_once(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b);
+    let addr = app.serve().await;
+    let k = key("b8");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http::<http_body_util::Full<Bytes>>();
+    let barrier = Arc::new(tokio::sync::Barrier::new(200));
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (client, barrier, k) = (client.clone(), barrier.clone(), k.clone());
+            tokio::spawn(async move {
+                let req = Request::post(format!("http://{addr}/slow?ms=200"))
+                    .header("idempotency-key", k)
+                    .body(http_body_util::Full::new(Bytes::from_static(b"same")))
+                    .unwrap();
+                barrier.wait().await;
+                Reply::read(client.request(req).await.expect("request")).await
+            })
+        })
+        .collect();
+    let mut originals = 0;
+    let mut body = None;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            StatusCode::OK => {
+                if !r.replayed() {
+                    originals += 1;
+                }
+                let b = body.get_or_insert_with(|| r.body.clone());
+                assert_eq!(&r.body, b, "every success is the original response or its replay");
+            }
+            StatusCode::CONFLICT => r.assert_problem(409, "key-in-use"),
+            other => panic!("unexpected status {other}: {}", r.text()),
+        }
+    }
+    assert_eq!(app.count(), 1, "the handler ran exactly once");
+    assert_eq!(originals, 1);
+}
+
+pub async fn b9_in_flight_duplicate_gets_409_with_retry_after(store: Arc<dyn Store>) {
+    let app = Arc::new(app(&store, |b| b.lease_ttl(Duration::from_secs(5))));
+    let k = key("b9");
+    let (a, k2) = (app.clone(), k.clone());
+    let first = tokio::spawn(async move { a.send(post("/slow?ms=500", Some(&k2), "")).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let dup = app.send(post("/slow?ms=500", Some(&k), "")).await;
+    dup.assert_problem(409, "key-in-use");
+    assert!(dup.text().contains("\"title\":\"A request is outstanding for this Idempotency-Key\""));
+    let after: u64 = dup.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=5).contains(&after), "Retry-After {after} is the whole seconds left on a 5 s lease");
+    first.await.unwrap();
+    let replay = app.send(post("/slow?ms=500", Some(&k), "")).await;
+    assert!(replay.replayed());
+    assert_eq!(app.count(), 1);
+}
+
+pub async fn b10_renewal_keeps_a_long_handler_exclusive(store: Arc<dyn Store>) {
+    let lease = Duration::from_millis(300);
+    let app = Arc::new(app(&store, |b| b.lease_ttl(lease)));
+    let k = key("b10");
+    let (a, k2) = (app.clone(), k.clone());
+    let first = tokio::spawn(async move { a.send(post("/slow?ms=900", Some(&k2), "")).await });
+    // Probe past several lease lengths: the renewed claim is still held each time.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.send(post("/slow?ms=900", Some(&k), "")).await.assert_problem(409, "key-in-use");
+    }
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+    assert!(app.send(post("/slow?ms=900", Some(&k), "")).await.replayed());
+    assert_eq!(app.count(), 1, "a handler three times longer than the lease ran once");
+}
+
+pub async fn b10_takeover_fences_the_stale_holder(store: Arc<dyn Store>) {
+    // The first holder's renewals are swallowed, so its short lease lapses while it runs.
+    let (faulty, faults) = Faulty::wrap(store);
+    let lease = Duration::from_millis(300);
+    let app = Arc::new(TestApp::new(Idempotency::builder_shared(faulty).lease_ttl(lease).build()));
+    faults.drop_renewals.store(true, Ordering::SeqCst);
+    let k = key("b10t");
+    let (a, k2) = (app.clone(), k.clone());
+    let stale = tokio::spawn(async move { a.send(post("/slow?ms=900", Some(&k2), "")).await });
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    faults.drop_renewals.store(false, Ordering::SeqCst);
+    let (b, k3) = (app.clone(), k.clone());
+    let owner = tokio::spawn(async move { b.send(post("/slow?ms=900", Some(&k3), "")).await });
+    let stale = stale.await.unwrap();
+    let owner = owner.await.unwrap();
+    assert_eq!(stale.status, StatusCode::OK, "the stale holder's client still gets its response");
+    assert!(!owner.replayed(), "the second request took the key over and executed");
+    assert_eq!(app.count(), 2);
+    assert_eq!(app.idem.stats().lease_lost, 1, "the stale holder was fenced out, and counted once");
+    let replay = app.send(post("/slow?ms=900", Some(&k), "")).await;
+    assert!(replay.replayed());
+    assert_eq!(replay.body, owner.body, "the new owner's response is the one replayed");
+    assert_ne!(replay.body, stale.body);
+}
+
+pub async fn b11_4xx_stored_5xx_released(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b);
+    let k4 = key("b11-4xx");
+    let first = app.send(post("/status/404", Some(&k4), "")).await;
+    assert_eq!(first.status, StatusCode::NOT_FOUND);
+    let replay = app.send(post("/status/404", Some(&k4), "")).await;
+    assert!(replay.replayed());
+    assert_eq!((replay.status, replay.text()), (StatusCode::NOT_FOUND, "status:404"));
+    let k5 = key("b11-5xx");
+    for _ in 0..2 {
+        let r = app.send(post("/status/503", Some(&k5), "")).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!r.replayed(), "a 5xx is not stored: the retry runs again");
+    }
+    assert_eq!(app.count(), 3);
+}
+
+pub async fn b11_store_status_option(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b.store_status(|s| (200..300).contains(&s)));
+    let k = key("b11s");
+    app.send(post("/status/409", Some(&k), "")).await;
+    assert!(!app.send(post("/status/409", Some(&k), "")).await.replayed());
+    assert_eq!(app.count(), 2);
+}
+
+pub async fn b11_panicking_handler_releases_the_key(store: Arc<dyn Store>) {
+    let app = Arc::new(app(&store, |b| b));
+    let k = key("b11p");
+    let (a, k2) = (app.clone(), k.clone());
+    let crashed = tokio::spawn(async move { a.send(post("/raise", Some(&k2), "")).await }).await;
+    assert!(crashed.unwrap_err().is_panic());
+    // The release runs in the background once the lease is dropped during the unwind.
+    let mut executions = 1;
+    for _ in 0..50 {
+        let (a, k2) = (app.clone(), k.clone());
+        let retry = tokio::spawn(async move { a.send(post("/raise", Some(&k2), "")).await }).await;
+        match retry {
+            Err(e) if e.is_panic() => {
+                executions += 1;
+                break;
+            }
+            Ok(r) => {
+                r.assert_problem(409, "key-in-use");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(executions, 2, "the retry ran the handler again");
+    assert_eq!(app.count(), 2);
+}
+
+pub async fn b12_large_response_is_stored_without_body(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b.max_response_body(64 * 1024));
+    let k = key("b12");
+    let first = app.send(post("/large?bytes=200000", Some(&k), "")).await;
+    assert_eq!(first.body.len(), 200_000, "the client gets all of a large response");
+    assert!(first.header("idempotency-replay").is_none());
+    let replay = app.send(post("/large?bytes=200000", Some(&k), "")).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert!(replay.replayed());
+    assert_eq!(replay.header("idempotency-replay"), Some("omitted"));
+    assert_eq!(replay.header("content-type"), Some("application/octet-stream"));
+    assert!(replay.body.is_empty());
+    assert_eq!(app.count(), 1);
+    assert_eq!(app.idem.stats().omitted, 1);
+    // A response at the cap is kept whole.
+    let k2 = key("b12-fit");
+    let fits = app.send(post("/large?bytes=65536", Some(&k2), "")).await;
+    let replay = app.send(post("/large?bytes=65536", Some(&k2), "")).await;
+    assert_eq!(replay.body, fits.body);
+}
+
+pub async fn b13_streamed_response_reaches_client_before_handler_finishes(store: Arc<dyn Store>) {
+    use http_body_util::BodyExt;
+    let app = app(&store, |b| b);
+    let addr = app.serve().await;
+    let k = key("b13");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let req = || {
+        Request::post(format!("http://{addr}/stream"))
+            .header("idempotency-key", &k)
+            .body(http_body_util::Empty::new())
+            .unwrap()
+    };
+    let res = client.request(req()).await.unwrap();
+    let mut body = res.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("first chunk arrives while the handler waits");
+    let first = first.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"data: one\n\n");
+    // While the handler is blocked the key is in flight.
+    app.send(post("/stream", Some(&k), "")).await.assert_problem(409, "key-in-use");
+    app.state.gate.add_permits(1);
+    let rest = body.collect().await.unwrap().to_bytes();
+    let mut whole = first.to_vec();
+    whole.extend_from_slice(&rest);
+    assert_eq!(whole, b"data: one\n\ndata: two\n\n");
+    let replay = Reply::read(client.request(req()).await.unwrap()).await;
+    assert!(replay.replayed());
+    assert_eq!(replay.body, Bytes::from(whole), "the replay is byte-identical");
+    assert_eq!(replay.header("content-type"), Some("text/event-stream"));
+    assert_eq!(app.count(), 1);
+}
+
+pub async fn b13_upgrade_passes_through_and_releases(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b);
+    let k = key("b13u");
+    for _ in 0..2 {
+        let r = app.send(post("/upgrade", Some(&k), "")).await;
+        assert_eq!(r.status, StatusCode::SWITCHING_PROTOCOLS);
+        assert!(!r.replayed());
+    }
+    assert_eq!(app.count(), 2, "an upgrade is never replayed");
+}
+
+pub async fn b14_replay_headers(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b);
+    let k = key("b14");
+    let req = || {
+        Request::post("/echo")
+            .header("idempotency-key", &k)
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let first = app.send(req()).await;
+    assert!(first.header("set-cookie").is_some() && first.header("x-custom").is_some());
+    let replay = app.send(req()).await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.body, first.body);
+    for h in ["content-type", "location", "etag"] {
+        assert_eq!(replay.header(h), first.header(h), "{h} is replayed");
+    }
+    for h in ["set-cookie", "x-custom", "x-execution"] {
+        assert_eq!(replay.header(h), None, "{h} is not replayed");
+    }
+    assert_eq!(replay.header("content-length"), Some("2"), "content-length is recomputed");
+
+    let custom = self::app(&store, |b| b.replay_headers(["x-custom", "set-cookie"]).replayed_header("X-Replayed"));
+    let k2 = key("b14c");
+    custom.send(post("/echo", Some(&k2), "x")).await;
+    let replay = custom.send(post("/echo", Some(&k2), "x")).await;
+    assert_eq!(replay.header("x-replayed"), Some("true"));
+    assert_eq!(replay.header("idempotency-replayed"), None);
+    assert_eq!(replay.header("x-custom"), Some("custom"));
+    assert_eq!(replay.header("set-cookie"), None, "set-cookie is never replayed, even when listed");
+    assert_eq!(replay.header("content-type"), None, "only the listed headers are replayed");
+}
+
+pub async fn b15_problem_base_option(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b.required(true).problem_base("https://errors.example.com/idem#"));
+    let r = app.send(post("/echo", None, "x")).await;
+    r.assert_problem(400, "missing-key");
+    assert!(r.text().starts_with("{\"type\":\"https://errors.example.com/idem#missing-key\",\"title\":"));
+    assert!(r.text().contains("\"status\":400,\"detail\":\""));
+}
+
+pub async fn b16_store_down_at_claim_fails_closed(store: Arc<dyn Store>) {
+    let (faulty, faults) = Faulty::wrap(store);
+    let app = TestApp::new(Idempotency::builder_shared(faulty).build());
+    faults.claim_down.store(true, Ordering::SeqCst);
+    let r = app.send(post("/echo", Some(&key("b16")), "x")).await;
+    r.assert_problem(503, "store-unavailable");
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(app.count(), 0, "fail closed: the handler did not run");
+    assert_eq!(app.idem.stats().store_errors, 1);
+    // Requests the engine does not cover are unaffected.
+    assert_eq!(app.send(post("/echo", None, "x")).await.status, StatusCode::CREATED);
+}
+
+pub async fn b16_fail_open_runs_unprotected(store: Arc<dyn Store>) {
+    let (faulty, faults) = Faulty::wrap(store);
+    let app = TestApp::new(Idempotency::builder_shared(faulty).on_store_error(OnStoreError::FailOpen).build());
+    faults.claim_down.store(true, Ordering::SeqCst);
+    let k = key("b16o");
+    let first = app.send(post("/echo", Some(&k), "x")).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.text(), "x", "the handler still gets the body");
+    app.send(post("/echo", Some(&k), "x")).await;
+    assert_eq!(app.count(), 2);
+    assert_eq!(app.idem.stats().store_errors, 2);
+}
+
+pub async fn b17_failed_completion_is_retried_in_background(store: Arc<dyn Store>) {
+    let (faulty, faults) = Faulty::wrap(store);
+    let app = TestApp::new(Idempotency::builder_shared(faulty).persist_timeout(Duration::from_secs(5)).build());
+    faults.complete_failures.store(3, Ordering::SeqCst);
+    let k = key("b17");
+    let first = app.send(post("/echo", Some(&k), "x")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "the client gets its response despite the store");
+    let mut replayed = false;
+    for _ in 0..100 {
+        let r = app.send(post("/echo", Some(&k), "x")).await;
+        if r.replayed() {
+            assert_eq!(r.body, first.body);
+            replayed = true;
+            break;
+        }
+        r.assert_problem(409, "key-in-use");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(replayed, "the background completion landed");
+    assert_eq!(app.count(), 1);
+    assert_eq!(app.idem.stats().store_errors, 0, "a completion that landed is not a lost one");
+}
+
+pub async fn b17_completion_gives_up_after_persist_timeout(store: Arc<dyn Store>) {
+    let (faulty, faults) = Faulty::wrap(store);
+    let lease = Duration::from_millis(600);
+    let app = TestApp::new(
+        Idempotency::builder_shared(faulty).persist_timeout(Duration::from_millis(300)).lease_ttl(lease).build(),
+    );
+    faults.complete_failures.store(usize::MAX, Ordering::SeqCst);
+    let k = key("b17g");
+    assert_eq!(app.send(post("/echo", Some(&k), "x")).await.status, StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.idem.stats().store_errors, 1, "giving up is counted");
+    // The claim was never completed: once the lease is over, a retry runs again.
+    tokio::time::sleep(lease).await;
+    faults.complete_failures.store(0, Ordering::SeqCst);
+    let retry = app.send(post("/echo", Some(&k), "x")).await;
+    assert!(!retry.replayed());
+    assert_eq!(app.count(), 2);
+}
+
+pub async fn b18_corrupt_record_is_a_store_error(store: Arc<dyn Store>) {
+    let (faulty, faults) = Faulty::wrap(store);
+    let app = TestApp::new(Idempotency::builder_shared(faulty).build());
+    let k = key("b18");
+    app.send(post("/echo", Some(&k), "x")).await;
+    faults.corrupt.store(true, Ordering::SeqCst);
+    app.send(post("/echo", Some(&k), "x")).await.assert_problem(503, "store-unavailable");
+    assert_eq!(app.count(), 1, "a corrupt record never re-executes");
+    faults.corrupt.store(false, Ordering::SeqCst);
+    assert!(app.send(post("/echo", Some(&k), "x")).await.replayed(), "and the stored record was not lost");
+}
+
+pub async fn b19_stats_count_every_outcome(store: Arc<dyn Store>) {
+    let app = Arc::new(app(&store, |b| b.max_request_body(8).max_response_body(16)));
+    let k = key("b19");
+    app.send(Request::get("/counter").body(Body::empty()).unwrap()).await; // bypassed
+    app.send(post("/echo", None, "x")).await; // bypassed
+    app.send(post("/echo", Some(&k), "x")).await; // executed
+    app.send(post("/echo", Some(&k), "x")).await; // replayed
+    app.send(post("/echo", Some(&k), "y")).await; // mismatch
+    app.send(post("/echo", Some("\"bad"), "x")).await; // invalid
+    app.send(post("/echo", Some(&key("b19b")), "0123456789")).await; // too large
+    app.send(post("/large?bytes=100", Some(&key("b19o")), "")).await; // executed, omitted
+    let (a, k2) = (app.clone(), key("b19c"));
+    let k3 = k2.clone();
+    let slow = tokio::spawn(async move { a.send(post("/slow?ms=300", Some(&k2), "")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.send(post("/slow?ms=300", Some(&k3), "")).await; // conflict
+    slow.await.unwrap(); // executed
+    let s = app.idem.stats();
+    assert_eq!(
+        (
+            s.bypassed,
+            s.executed,
+            s.replayed,
+            s.mismatches,
+            s.invalid,
+            s.too_large,
+            s.omitted,
+            s.conflicts,
+            s.store_errors,
+            s.lease_lost
+        ),
+        (2, 3, 1, 1, 1, 1, 1, 1, 0, 0)
+    );
+    let names: Vec<_> = s.fields().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "bypassed",
+            "executed",
+            "replayed",
+            "conflicts",
+            "mismatches",
+            "invalid",
+            "too_large",
+            "store_errors",
+            "lease_lost",
+            "omitted"
+        ]
+    );
+}
+
+pub async fn empty_response_body_is_stored(store: Arc<dyn Store>) {
+    // A 204 has no body frames at all; over real HTTP the record must still be stored.
+    let app = app(&store, |b| b);
+    let addr = app.serve().await;
+    let k = key("empty");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let req = || {
+        Request::post(format!("http://{addr}/status/204"))
+            .header("idempotency-key", &k)
+            .body(http_body_util::Empty::new())
+            .unwrap()
+    };
+    let first = Reply::read(client.request(req()).await.unwrap()).await;
+    assert_eq!(first.status, StatusCode::NO_CONTENT);
+    let replay = Reply::read(client.request(req()).await.unwrap()).await;
+    assert_eq!(replay.status, StatusCode::NO_CONTENT);
+    assert!(replay.replayed());
+    assert_eq!(app.count(), 1);
+}
