@@ -76,6 +76,8 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     pub methods: Vec<Method>,
     pub header: HeaderName,
+    /// The header name as configured, for messages (`Idempotency-Key`, not lower case).
+    pub header_label: String,
     pub required: bool,
     pub key_rules: KeyRules,
     pub max_request_body: usize,
@@ -151,7 +153,7 @@ impl Builder {
         Builder {
             store,
             methods: strings(["POST", "PATCH"]),
-            header: "idempotency-key".into(),
+            header: "Idempotency-Key".into(),
             required: false,
             max_key_length: 255,
             strict_key_syntax: false,
@@ -332,6 +334,7 @@ impl Builder {
         let config = Config {
             methods,
             header,
+            header_label: self.header,
             required: self.required,
             key_rules: KeyRules { max_len: self.max_key_length, strict: self.strict_key_syntax },
             max_request_body: self.max_request_body,
@@ -359,5 +362,53 @@ impl Builder {
             Ok(idem) => idem,
             Err(e) => panic!("{e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn defaults_are_the_design_defaults() {
+        let idem = Idempotency::builder(MemoryStore::new()).build();
+        let c = idem.config();
+        assert_eq!(c.methods, [Method::POST, Method::PATCH]);
+        assert_eq!(c.header, "idempotency-key");
+        assert_eq!(c.header_label, "Idempotency-Key");
+        assert!(!c.required);
+        assert_eq!((c.key_rules.max_len, c.key_rules.strict), (255, false));
+        assert_eq!((c.max_request_body, c.max_response_body), (1 << 20, 1 << 20));
+        assert_eq!(c.lease_ttl, Duration::from_secs(60));
+        assert_eq!(c.max_lease, Duration::from_secs(3600));
+        assert_eq!(c.ttl, Duration::from_secs(86_400));
+        assert!((c.store_status)(499) && !(c.store_status)(500));
+        let names: Vec<&str> = c.replay_headers.iter().map(HeaderName::as_str).collect();
+        assert_eq!(names, DEFAULT_REPLAY_HEADERS);
+        assert_eq!(c.replayed_header, "idempotency-replayed");
+        assert_eq!(c.on_store_error, OnStoreError::FailClosed);
+        assert_eq!(c.persist_timeout, Duration::from_secs(10));
+        assert!(c.fingerprint_headers.is_empty());
+        assert_eq!(c.problem_base, DEFAULT_PROBLEM_BASE);
+        assert!(c.scope.is_none());
+    }
+
+    #[test]
+    fn invalid_options_are_named() {
+        let b = || Idempotency::builder(MemoryStore::new());
+        let err = |b: Builder| b.try_build().unwrap_err().to_string();
+        assert!(err(b().header("bad header")).contains("header: \"bad header\""));
+        assert!(err(b().methods(["PO ST"])).contains("methods"));
+        assert!(err(b().replayed_header("")).contains("replayed_header"));
+        assert!(err(b().fingerprint_headers(["x y"])).contains("fingerprint_headers"));
+        assert!(err(b().max_key_length(0)).contains("max_key_length"));
+        assert!(err(b().lease_ttl(Duration::ZERO)).contains("lease_ttl"));
+        assert!(err(b().lease_ttl(Duration::from_secs(10)).max_lease(Duration::from_secs(5))).contains("max_lease"));
+        assert!(err(b().ttl(Duration::ZERO)).contains("ttl"));
+        // Lower-case methods are accepted; never-replayed headers are dropped from the list.
+        let idem = b().methods(["put"]).replay_headers(["Set-Cookie", "ETag", "etag"]).build();
+        assert_eq!(idem.config().methods, [Method::PUT]);
+        assert_eq!(idem.config().replay_headers, [http::header::ETAG]);
     }
 }

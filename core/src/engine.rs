@@ -133,7 +133,7 @@ impl Idempotency {
             Ok(None) if cfg.required => {
                 Stats::inc(&e.stats.invalid);
                 tracing::debug!(target: "idempo", outcome = "missing-key", method);
-                let detail = format!("this request must carry an {} header", cfg.header);
+                let detail = format!("this request must carry an {} header", cfg.header_label);
                 return Check::Respond(problem(&cfg.problem_base, ProblemCode::MissingKey, &detail, None));
             }
             Ok(None) => {

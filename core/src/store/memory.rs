@@ -120,17 +120,17 @@ impl MemoryStore {
     ) -> Result<Claim, StoreError> {
         let now = Instant::now();
         let mut shard = self.shard(id);
-        if let Some(entry) = shard.map.get(id) {
-            if entry.expires > now {
-                return Ok(match &entry.state {
-                    State::InFlight { fingerprint, .. } => {
-                        Claim::InFlight { fingerprint: *fingerprint, lease_left: entry.expires - now }
-                    }
-                    State::Completed { fingerprint, record } => {
-                        Claim::Completed { fingerprint: *fingerprint, record: Record::clone(record) }
-                    }
-                });
-            }
+        if let Some(entry) = shard.map.get(id)
+            && entry.expires > now
+        {
+            return Ok(match &entry.state {
+                State::InFlight { fingerprint, .. } => {
+                    Claim::InFlight { fingerprint: *fingerprint, lease_left: entry.expires - now }
+                }
+                State::Completed { fingerprint, record } => {
+                    Claim::Completed { fingerprint: *fingerprint, record: Record::clone(record) }
+                }
+            });
         }
         let token = Token::random();
         let entry = Entry { expires: now + lease_ttl, state: State::InFlight { token, fingerprint: *fingerprint } };
@@ -195,7 +195,7 @@ impl Shard {
 
     fn insert(&mut self, id: RecordId, entry: Entry, cap: usize, now: Instant) -> Result<(), StoreError> {
         self.inserts = self.inserts.wrapping_add(1);
-        if self.inserts % SWEEP_EVERY == 0 {
+        if self.inserts.is_multiple_of(SWEEP_EVERY) {
             self.map.retain(|_, e| e.expires > now);
         }
         if !self.map.contains_key(&id) && self.map.len() >= cap {

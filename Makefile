@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`.
+SHELL := /bin/bash
+# One target directory outside the clone, shared by every build (and by CI on this
+# machine); one explicit target triple so napi/maturin builds later share it too.
+export CARGO_TARGET_DIR ?= /var/tmp/idempo-target
+export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
+export CARGO_TERM_COLOR ?= never
+BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
+
+.PHONY: demo test lint fixtures toolchain
+
+## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
+demo: toolchain
+	cargo build --quiet -p idempo --example demo
+	scripts/demo.sh $(BIN)/examples/demo
+
+## test: formatting, clippy, then every test in the workspace
+test: toolchain lint fixtures
+	cargo test --workspace --all-targets
+	cargo test --workspace --doc
+
+lint: toolchain
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## fixtures: build every conformance fixture app (tests/fixtures/apps.json)
+fixtures: toolchain
+	cargo build -p idempo-fixture
+
+toolchain:
+	@scripts/toolchain.sh

@@ -1,0 +1,78 @@
+//! What the engine tells operators: the one-time scope warning (B5) and a tracing event
+//! per decision with a redacted key (B19). One test in its own process, because both the
+//! warning and the subscriber are process-wide.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use http::Request;
+use idempo::{Idempotency, MemoryStore};
+use support::{TestApp, post};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b5_warning_once_and_b19_events_with_redacted_keys() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("idempo=debug")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let secret_key = "customer-42-secret-key-material";
+    let with_auth = |key: &str| {
+        Request::post("/echo")
+            .header("idempotency-key", key)
+            .header("authorization", "Bearer t")
+            .body(Body::from("x"))
+            .unwrap()
+    };
+
+    // With a scope function, credentials raise no warning.
+    let scoped = TestApp::new(Idempotency::builder(MemoryStore::new()).scope(|_| "tenant".into()).build());
+    scoped.send(with_auth("scoped-key")).await;
+    let out = logs.take();
+    assert!(!out.contains("WARN"), "no warning with a scope function:\n{out}");
+
+    // Without one, the first credentialed request warns, once per process.
+    let app = TestApp::new(Idempotency::builder(MemoryStore::new()).build());
+    app.send(with_auth(secret_key)).await;
+    app.send(with_auth(secret_key)).await;
+    app.send(with_auth("another-key")).await;
+    let other = TestApp::new(Idempotency::builder(MemoryStore::new()).build());
+    other.send(with_auth("third-key")).await;
+    let out = logs.take();
+    assert_eq!(out.matches("WARN").count(), 1, "one warning per process:\n{out}");
+    assert!(out.contains("Set `scope`"), "the warning says what to do:\n{out}");
+
+    // Each decision is an event with its outcome and a redacted key, never the raw key.
+    assert!(out.contains("outcome=\"executed\"") && out.contains("outcome=\"replayed\""), "{out}");
+    assert!(out.contains("key=cust…(31)"), "the key is redacted:\n{out}");
+    assert!(!out.contains(secret_key), "the raw key never reaches the logs:\n{out}");
+    app.send(post("/echo", Some("\"broken"), "x")).await;
+    app.send(post("/echo", Some(secret_key), "changed")).await;
+    let out = logs.take();
+    assert!(out.contains("outcome=\"invalid-key\"") && out.contains("outcome=\"fingerprint-mismatch\""), "{out}");
+}
