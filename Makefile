@@ -16,8 +16,7 @@ demo: toolchain
 
 ## test: formatting, clippy, then every test in the workspace
 test: toolchain lint fixtures
-	cargo test --workspace --all-targets
-	cargo test --workspace --doc
+	scripts/run-tests.sh rust cargo test --workspace
 
 lint: toolchain
 	cargo fmt --all --check

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run one test command, keep its output, and close with one summary line
+# ("<label>: N passed, N failed") so a reader (or CI) sees the totals at the end.
+set -uo pipefail
+label="$1"; shift
+log=$(mktemp)
+"$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } } END { print p+0, f+0 }' "$log")
+rm -f "$log"
+echo
+echo "$label: $passed passed, $failed failed"
+if [ "$status" -eq 0 ] && [ "$passed" -eq 0 ]; then
+  echo "$label: no test ran" >&2
+  exit 1
+fi
+exit "$status"
