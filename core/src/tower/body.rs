@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 use crate::capture::Capture;
@@ -19,7 +20,7 @@ pin_project! {
     #[project = RequestBodyProj]
     pub enum RequestBody<B> {
         Inner { #[pin] body: B },
-        Buffered { data: Option<Bytes> },
+        Buffered { body: Full<Bytes> },
     }
 }
 
@@ -29,7 +30,7 @@ impl<B> RequestBody<B> {
     }
 
     pub(crate) fn buffered(data: Bytes) -> Self {
-        RequestBody::Buffered { data: (!data.is_empty()).then_some(data) }
+        RequestBody::Buffered { body: Full::new(data) }
     }
 }
 
@@ -40,21 +41,21 @@ impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project() {
             RequestBodyProj::Inner { body } => body.poll_frame(cx),
-            RequestBodyProj::Buffered { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            RequestBodyProj::Buffered { body } => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             RequestBody::Inner { body } => body.is_end_stream(),
-            RequestBody::Buffered { data } => data.is_none(),
+            RequestBody::Buffered { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             RequestBody::Inner { body } => body.size_hint(),
-            RequestBody::Buffered { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            RequestBody::Buffered { body } => body.size_hint(),
         }
     }
 }
@@ -144,7 +145,7 @@ pin_project! {
     pub enum ResponseBody<B> {
         Passthrough { #[pin] body: B },
         Recording { #[pin] body: B, rec: Box<Recorder> },
-        Full { data: Option<Bytes> },
+        Full { body: Full<Bytes> },
     }
 }
 
@@ -158,7 +159,7 @@ impl<B> ResponseBody<B> {
     }
 
     pub(crate) fn full(data: Bytes) -> Self {
-        ResponseBody::Full { data: (!data.is_empty()).then_some(data) }
+        ResponseBody::Full { body: Full::new(data) }
     }
 }
 
@@ -169,7 +170,7 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project() {
             ResponseBodyProj::Passthrough { body } => body.poll_frame(cx),
-            ResponseBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBodyProj::Full { body } => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
             ResponseBodyProj::Recording { mut body, rec } => loop {
                 if let Some(completing) = rec.completing.as_mut() {
                     ready!(completing.as_mut().poll(cx));
@@ -206,7 +207,7 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Passthrough { body } => body.is_end_stream(),
-            ResponseBody::Full { data } => data.is_none(),
+            ResponseBody::Full { body } => body.is_end_stream(),
             ResponseBody::Recording { body, rec } => {
                 rec.lease.is_none() && rec.completing.is_none() && rec.held.is_none() && body.is_end_stream()
             }
@@ -216,7 +217,7 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Passthrough { body } | ResponseBody::Recording { body, .. } => body.size_hint(),
-            ResponseBody::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ResponseBody::Full { body } => body.size_hint(),
         }
     }
 }

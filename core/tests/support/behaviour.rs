@@ -13,7 +13,7 @@ use http::{Request, StatusCode};
 use idempo::{Idempotency, OnStoreError, Store, Token};
 
 use super::faulty::Faulty;
-use super::{Reply, TestApp, post, quoted};
+use super::{Reply, TestApp, http_client, http_post, post, quoted};
 
 /// A key unique to this run.
 pub fn key(name: &str) -> String {
@@ -273,18 +273,13 @@ pub async fn b8_two_hundred_concurrent_duplicates_execute_once(store: Arc<dyn St
     let app = app(&store, |b| b);
     let addr = app.serve().await;
     let k = key("b8");
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build_http::<http_body_util::Full<Bytes>>();
+    let client = http_client();
     let barrier = Arc::new(tokio::sync::Barrier::new(200));
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let (client, barrier, k) = (client.clone(), barrier.clone(), k.clone());
             tokio::spawn(async move {
-                let req = Request::post(format!("http://{addr}/slow?ms=200"))
-                    .header("idempotency-key", k)
-                    .body(http_body_util::Full::new(Bytes::from_static(b"same")))
-                    .unwrap();
+                let req = http_post(addr, "/slow?ms=200", &k, b"same");
                 barrier.wait().await;
                 Reply::read(client.request(req).await.expect("request")).await
             })
@@ -446,14 +441,8 @@ pub async fn b13_streamed_response_reaches_client_before_handler_finishes(store:
     let app = app(&store, |b| b);
     let addr = app.serve().await;
     let k = key("b13");
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<Bytes>>();
-    let req = || {
-        Request::post(format!("http://{addr}/stream"))
-            .header("idempotency-key", &k)
-            .body(http_body_util::Empty::new())
-            .unwrap()
-    };
+    let client = http_client();
+    let req = || http_post(addr, "/stream", &k, b"");
     let res = client.request(req()).await.unwrap();
     let mut body = res.into_body();
     let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
@@ -664,14 +653,8 @@ pub async fn empty_response_body_is_stored(store: Arc<dyn Store>) {
     let app = app(&store, |b| b);
     let addr = app.serve().await;
     let k = key("empty");
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<Bytes>>();
-    let req = || {
-        Request::post(format!("http://{addr}/status/204"))
-            .header("idempotency-key", &k)
-            .body(http_body_util::Empty::new())
-            .unwrap()
-    };
+    let client = http_client();
+    let req = || http_post(addr, "/status/204", &k, b"");
     let first = Reply::read(client.request(req()).await.unwrap()).await;
     assert_eq!(first.status, StatusCode::NO_CONTENT);
     let replay = Reply::read(client.request(req()).await.unwrap()).await;

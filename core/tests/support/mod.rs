@@ -211,6 +211,24 @@ pub fn post(uri: &str, key: Option<&str>, body: impl Into<Body>) -> Request<Body
     b.body(body.into()).unwrap()
 }
 
+/// A real HTTP/1 client, with no connection reuse so requests run side by side.
+pub type HttpClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<Bytes>>;
+
+pub fn http_client() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http()
+}
+
+/// A keyed POST for [`http_client`].
+pub fn http_post(addr: SocketAddr, path: &str, key: &str, body: &'static [u8]) -> Request<http_body_util::Full<Bytes>> {
+    Request::post(format!("http://{addr}{path}"))
+        .header("idempotency-key", key)
+        .body(http_body_util::Full::new(Bytes::from_static(body)))
+        .unwrap()
+}
+
 /// A quoted key, as the draft's clients send it.
 pub fn quoted(k: &str) -> String {
     format!("\"{k}\"")
