@@ -14,9 +14,11 @@ demo: toolchain
 	cargo build --quiet -p idempo --example demo
 	scripts/demo.sh $(BIN)/examples/demo
 
-## test: formatting, clippy, then every test in the workspace
+## test: formatting, clippy, then every test in the workspace against real Redis, Redis
+## Cluster and PostgreSQL (throwaway servers unless REDIS_URL, REDIS_CLUSTER_URLS and
+## DATABASE_URL are set)
 test: toolchain lint fixtures
-	scripts/run-tests.sh rust cargo test --workspace
+	scripts/with-services.sh scripts/run-tests.sh rust cargo test --workspace
 
 lint: toolchain
 	cargo fmt --all --check

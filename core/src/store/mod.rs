@@ -6,6 +6,10 @@
 //! round trip. Expiry is judged by the store's own clock.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::time::Duration;
@@ -13,6 +17,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};

@@ -3,6 +3,7 @@
 
 pub mod behaviour;
 pub mod faulty;
+pub mod services;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,292 @@
+//! The PostgreSQL store (feature `postgres`), over an sqlx pool.
+//!
+//! One row per record in a table made by [`PostgresStore::migrate`]. Each operation is one
+//! statement (claim is a CTE that inserts or reads in one go), prepared once per
+//! connection, so one round trip. Expiry is judged by the database's `now()` only.
+//! [`PostgresStore::sweep`] deletes expired rows in batches; run it from time to time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Claim, Completion, Release, Renewal, Store, StoreError, Token};
+use crate::fingerprint::{Fingerprint, RecordId};
+use crate::record::{DecodeError, Record};
+
+/// The default table name.
+pub const DEFAULT_TABLE: &str = "idempo_records";
+
+/// How often a claim re-reads after losing a race for a row it could not yet see.
+const CLAIM_ATTEMPTS: usize = 5;
+
+/// The statements, built once for the configured table.
+struct Statements {
+    claim: Arc<str>,
+    renew: Arc<str>,
+    complete: Arc<str>,
+    release: Arc<str>,
+    sweep: Arc<str>,
+    create_table: Arc<str>,
+    create_index: Arc<str>,
+}
+
+impl Statements {
+    fn new(table: &str, index: &str) -> Statements {
+        let ms = "* interval '1 millisecond'";
+        Statements {
+            // Inserts a claim, or takes over an expired row; when neither happens the
+            // outer SELECT reads the live row. Losing an insert race to a row committed
+            // after this statement's snapshot leaves both empty: the caller retries.
+            claim: format!(
+                "WITH claimed AS (
+                   INSERT INTO {table} AS r (id, fingerprint, token, record, expires_at)
+                   VALUES ($1, $2, $3, NULL, now() + $4::int8 {ms})
+                   ON CONFLICT (id) DO UPDATE
+                     SET fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token,
+                         record = NULL, expires_at = EXCLUDED.expires_at
+                     WHERE r.expires_at <= now()
+                   RETURNING 1
+                 )
+                 SELECT EXISTS (SELECT 1 FROM claimed) AS claimed,
+                        e.fingerprint, e.token IS NOT NULL AS in_flight, e.record,
+                        ceil(extract(epoch FROM (e.expires_at - now())) * 1000)::int8 AS left_ms
+                 FROM (VALUES (1)) AS one(x)
+                 LEFT JOIN {table} e ON e.id = $1 AND e.expires_at > now()"
+            )
+            .into(),
+            renew: format!(
+                "UPDATE {table} SET expires_at = now() + $3::int8 {ms}
+                 WHERE id = $1 AND token = $2 AND expires_at > now()"
+            )
+            .into(),
+            complete: format!(
+                "UPDATE {table} SET record = $3, token = NULL, expires_at = now() + $4::int8 {ms}
+                 WHERE id = $1 AND token = $2 AND expires_at > now()"
+            )
+            .into(),
+            release: format!("DELETE FROM {table} WHERE id = $1 AND token = $2 AND expires_at > now()").into(),
+            sweep: format!(
+                "DELETE FROM {table} WHERE id IN (
+                   SELECT id FROM {table} WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            )
+            .into(),
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
+                   id bytea PRIMARY KEY,
+                   fingerprint bytea NOT NULL,
+                   token bytea,
+                   record bytea,
+                   expires_at timestamptz NOT NULL
+                 )"
+            )
+            .into(),
+            create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at)").into(),
+        }
+    }
+}
+
+/// A store in PostgreSQL. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    table: String,
+    sql: Arc<Statements>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("table", &self.table).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    StoreError::unavailable(e)
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis().clamp(1, i64::MAX as u128) as i64
+}
+
+/// Validate a table name (`name` or `schema.name`): letters, digits and `_`, not starting
+/// with a digit, so it can be placed in SQL text safely. Returns the quoted form and an
+/// index name.
+fn quoted_table(name: &str) -> Result<(String, String), StoreError> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let valid = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 48
+            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !p.as_bytes()[0].is_ascii_digit()
+    };
+    if parts.len() > 2 || !parts.iter().all(|p| valid(p)) {
+        return Err(StoreError::unavailable(format!(
+            "invalid table name {name:?}: use letters, digits and _ (at most 48), optionally schema.table"
+        )));
+    }
+    let quoted = parts.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(".");
+    let index = format!("\"{}_expires_at\"", parts[parts.len() - 1]);
+    Ok((quoted, index))
+}
+
+impl PostgresStore {
+    /// Connect to `postgres://user:password@host:port/db` with a pool of 16 connections.
+    /// Fails if the database cannot be reached now. Call [`PostgresStore::migrate`] once.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(2))
+            // A broken connection fails one operation and is then dropped by the pool;
+            // pinging before each use would double the round trips.
+            .test_before_acquire(false)
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        PostgresStore::from_pool(pool)
+    }
+
+    /// Use an existing pool, with the default table.
+    pub fn from_pool(pool: PgPool) -> Result<PostgresStore, StoreError> {
+        PostgresStore::with_table(pool, DEFAULT_TABLE)
+    }
+
+    /// Use an existing pool and the table `name` (or `schema.name`).
+    pub fn with_table(pool: PgPool, name: &str) -> Result<PostgresStore, StoreError> {
+        let (table, index) = quoted_table(name)?;
+        let sql = Arc::new(Statements::new(&table, &index));
+        Ok(PostgresStore { pool, table: name.to_owned(), sql })
+    }
+
+    /// The pool this store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Create the table and its expiry index if they do not exist. Safe to run from many
+    /// processes at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // Concurrent CREATE TABLE IF NOT EXISTS can still collide: serialize them.
+        sqlx::query("SELECT pg_advisory_xact_lock(7309224733741612032)")
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query(AssertSqlSafe(self.sql.create_table.clone())).execute(&mut *tx).await.map_err(unavailable)?;
+        sqlx::query(AssertSqlSafe(self.sql.create_index.clone())).execute(&mut *tx).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Delete expired rows, `batch` at a time, until none is left; returns how many.
+    pub async fn sweep(&self, batch: u32) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(AssertSqlSafe(self.sql.sweep.clone()))
+                .bind(i64::from(batch.max(1)))
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
+            total += done;
+            if done < u64::from(batch.max(1)) {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn affected(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<bool, StoreError> {
+        Ok(statement.execute(&self.pool).await.map_err(unavailable)?.rows_affected() == 1)
+    }
+}
+
+fn column<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
+    row: &'r PgRow,
+    name: &str,
+) -> Result<T, StoreError> {
+    row.try_get(name).map_err(|e| StoreError::unavailable(format!("unexpected column {name} in the idempo table: {e}")))
+}
+
+fn claim_from_row(row: &PgRow) -> Result<Option<Claim>, StoreError> {
+    let Some(fingerprint) = column::<Option<Vec<u8>>>(row, "fingerprint")? else { return Ok(None) };
+    let fingerprint = <[u8; 32]>::try_from(fingerprint.as_slice())
+        .map(Fingerprint)
+        .map_err(|_| StoreError::Corrupt(DecodeError("the stored fingerprint is not 32 bytes")))?;
+    if let Some(record) = column::<Option<Vec<u8>>>(row, "record")? {
+        return Ok(Some(Claim::Completed { fingerprint, record: Record::decode(&record)? }));
+    }
+    if column::<Option<bool>>(row, "in_flight")? == Some(true) {
+        let left = column::<Option<i64>>(row, "left_ms")?.unwrap_or(1).max(1);
+        return Ok(Some(Claim::InFlight { fingerprint, lease_left: Duration::from_millis(left as u64) }));
+    }
+    Err(StoreError::Corrupt(DecodeError("a row is neither in flight nor completed")))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError> {
+        for _ in 0..CLAIM_ATTEMPTS {
+            let token = Token::random();
+            let row = sqlx::query(AssertSqlSafe(self.sql.claim.clone()))
+                .bind(&id.0[..])
+                .bind(&fingerprint.0[..])
+                .bind(&token.to_bytes()[..])
+                .bind(ms(lease_ttl))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            if column::<bool>(&row, "claimed")? {
+                return Ok(Claim::Claimed { token });
+            }
+            if let Some(claim) = claim_from_row(&row)? {
+                return Ok(claim);
+            }
+        }
+        Err(StoreError::unavailable("claim kept racing with concurrent claims; try again"))
+    }
+
+    async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
+        let q = sqlx::query(AssertSqlSafe(self.sql.renew.clone()))
+            .bind(&id.0[..])
+            .bind(&token.to_bytes()[..])
+            .bind(ms(lease_ttl));
+        Ok(if self.affected(q).await? { Renewal::Renewed } else { Renewal::LeaseLost })
+    }
+
+    async fn complete(
+        &self,
+        id: &RecordId,
+        token: Token,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Completion, StoreError> {
+        let q = sqlx::query(AssertSqlSafe(self.sql.complete.clone()))
+            .bind(&id.0[..])
+            .bind(&token.to_bytes()[..])
+            .bind(record.encode())
+            .bind(ms(ttl));
+        Ok(if self.affected(q).await? { Completion::Stored } else { Completion::LeaseLost })
+    }
+
+    async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
+        let q = sqlx::query(AssertSqlSafe(self.sql.release.clone())).bind(&id.0[..]).bind(&token.to_bytes()[..]);
+        Ok(if self.affected(q).await? { Release::Released } else { Release::LeaseLost })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted_table;
+
+    #[test]
+    fn table_names_are_validated() {
+        assert_eq!(quoted_table("idempo_records").unwrap().0, "\"idempo_records\"");
+        assert_eq!(quoted_table("app.keys").unwrap(), ("\"app\".\"keys\"".into(), "\"keys_expires_at\"".into()));
+        for bad in ["", "a b", "a;drop table x", "1abc", "a.b.c", "x\"y", &"a".repeat(49)] {
+            assert!(quoted_table(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The Redis store (feature `redis`): single node through a reconnecting connection
+//! manager, or Redis Cluster through the async cluster client.
+//!
+//! One key per record, `<prefix>{<hex id>}`: the braces make the id the hash tag, so every
+//! script touches one slot and the store works unchanged on a cluster. The key is a hash:
+//! `f` the fingerprint, `t` the fencing token while in flight, `r` the encoded record once
+//! completed. Expiry is Redis's own (`PEXPIRE`), never the application's clock. Every
+//! operation is one Lua script run by SHA (`EVALSHA`, reloaded on `NOSCRIPT`): one round
+//! trip.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Script, ScriptInvocation, Value};
+
+use super::{Claim, Completion, Release, Renewal, Store, StoreError, Token};
+use crate::fingerprint::{Fingerprint, RecordId};
+use crate::record::{DecodeError, Record};
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "idempo:";
+
+// Replies: 0 claimed · 1 in flight (fingerprint, ms left) · 2 completed (fingerprint,
+// record) · 3 the key holds something that is not an idempo record.
+const CLAIM: &str = r"
+local k = KEYS[1]
+local kind = redis.call('TYPE', k).ok
+if kind == 'none' then
+  redis.call('HSET', k, 'f', ARGV[1], 't', ARGV[2])
+  redis.call('PEXPIRE', k, ARGV[3])
+  return {0}
+end
+if kind ~= 'hash' then return {3} end
+local v = redis.call('HMGET', k, 'f', 't', 'r')
+if not v[1] then return {3} end
+if v[3] then return {2, v[1], v[3]} end
+if v[2] then return {1, v[1], redis.call('PTTL', k)} end
+return {3}
+";
+
+// Replies for the fenced operations: 1 done · 0 the token does not hold the key · -1 the
+// key holds something that is not an idempo record.
+const RENEW: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return 0 end
+if kind ~= 'hash' then return -1 end
+if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+const COMPLETE: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return 0 end
+if kind ~= 'hash' then return -1 end
+if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'r', ARGV[2])
+redis.call('HDEL', KEYS[1], 't')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+const RELEASE: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return 0 end
+if kind ~= 'hash' then return -1 end
+if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+struct Scripts {
+    claim: Script,
+    renew: Script,
+    complete: Script,
+    release: Script,
+}
+
+/// A store in Redis or Redis Cluster. Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    prefix: String,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.connection {
+            Connection::Single(_) => "single",
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore").field("connection", &kind).field("prefix", &self.prefix).finish()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::unavailable(e)
+}
+
+/// Timeouts that fail a request quickly when Redis is gone, rather than hold it.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(1))
+}
+
+impl RedisStore {
+    /// Connect to one Redis server (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` with TLS where the redis crate was built with it). Fails if the server
+    /// cannot be reached now; afterwards the connection is re-established by itself.
+    pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::unavailable(format!("invalid Redis URL (expected redis://host:port): {e}")))?;
+        RedisStore::from_client(client).await
+    }
+
+    /// Use an existing client.
+    pub async fn from_client(client: redis::Client) -> Result<RedisStore, StoreError> {
+        let manager = client.get_connection_manager_with_config(manager_config()).await.map_err(unavailable)?;
+        Ok(RedisStore::from_connection_manager(manager))
+    }
+
+    /// Use an existing connection manager.
+    pub fn from_connection_manager(manager: ConnectionManager) -> RedisStore {
+        RedisStore::new(Connection::Single(manager))
+    }
+
+    /// Connect to a Redis Cluster through any of its nodes.
+    pub async fn connect_cluster<'a>(nodes: impl IntoIterator<Item = &'a str>) -> Result<RedisStore, StoreError> {
+        let client = redis::cluster::ClusterClientBuilder::new(nodes.into_iter().collect::<Vec<_>>())
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| StoreError::unavailable(format!("invalid Redis Cluster node URLs: {e}")))?;
+        RedisStore::from_cluster_client(client).await
+    }
+
+    /// Use an existing cluster client.
+    pub async fn from_cluster_client(client: redis::cluster::ClusterClient) -> Result<RedisStore, StoreError> {
+        let connection = client.get_async_connection().await.map_err(unavailable)?;
+        Ok(RedisStore::new(Connection::Cluster(connection)))
+    }
+
+    fn new(connection: Connection) -> RedisStore {
+        let scripts = Scripts {
+            claim: Script::new(CLAIM),
+            renew: Script::new(RENEW),
+            complete: Script::new(COMPLETE),
+            release: Script::new(RELEASE),
+        };
+        RedisStore { connection, prefix: DEFAULT_PREFIX.into(), scripts: std::sync::Arc::new(scripts) }
+    }
+
+    /// Prefix every key (default `idempo:`), to share one Redis between applications.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> RedisStore {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The Redis key of a record id: `<prefix>{<hex id>}`.
+    pub fn key_of(&self, id: &RecordId) -> String {
+        format!("{}{{{}}}", self.prefix, id.hex())
+    }
+
+    async fn run(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        let result = match &self.connection {
+            Connection::Single(c) => invocation.invoke_async(&mut c.clone()).await,
+            Connection::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+        };
+        result.map_err(unavailable)
+    }
+
+    async fn fenced(&self, script: &Script, id: &RecordId, args: &[&[u8]]) -> Result<bool, StoreError> {
+        let mut invocation = script.key(self.key_of(id));
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        match self.run(&invocation).await? {
+            Value::Int(1) => Ok(true),
+            Value::Int(0) => Ok(false),
+            Value::Int(-1) => Err(StoreError::Corrupt(DecodeError("the Redis key is not an idempo record"))),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(value: &Value) -> StoreError {
+    StoreError::unavailable(format!("unexpected reply from the idempo Redis script: {value:?}"))
+}
+
+fn millis(d: Duration) -> Vec<u8> {
+    // PEXPIRE needs at least 1 ms.
+    (d.as_millis().max(1) as u64).to_string().into_bytes()
+}
+
+fn bytes_of(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn fingerprint_of(value: &Value) -> Result<Fingerprint, StoreError> {
+    bytes_of(value)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(Fingerprint)
+        .ok_or(StoreError::Corrupt(DecodeError("the stored fingerprint is not 32 bytes")))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError> {
+        let token = Token::random();
+        let mut invocation = self.scripts.claim.key(self.key_of(id));
+        invocation.arg(&fingerprint.0[..]).arg(&token.to_bytes()[..]).arg(millis(lease_ttl));
+        let reply = self.run(&invocation).await?;
+        let Value::Array(items) = &reply else { return Err(unexpected(&reply)) };
+        match items.as_slice() {
+            [Value::Int(0)] => Ok(Claim::Claimed { token }),
+            [Value::Int(1), fp, Value::Int(left)] => Ok(Claim::InFlight {
+                fingerprint: fingerprint_of(fp)?,
+                // PTTL is -1 for a key without expiry: treat as "a moment", never negative.
+                lease_left: Duration::from_millis((*left).max(1) as u64),
+            }),
+            [Value::Int(2), fp, record] => {
+                let bytes =
+                    bytes_of(record).ok_or(StoreError::Corrupt(DecodeError("the stored record is not bytes")))?;
+                Ok(Claim::Completed { fingerprint: fingerprint_of(fp)?, record: Record::decode(bytes)? })
+            }
+            [Value::Int(3)] => Err(StoreError::Corrupt(DecodeError("the Redis key is not an idempo record"))),
+            _ => Err(unexpected(&reply)),
+        }
+    }
+
+    async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
+        let held = self.fenced(&self.scripts.renew, id, &[&token.to_bytes(), &millis(lease_ttl)]).await?;
+        Ok(if held { Renewal::Renewed } else { Renewal::LeaseLost })
+    }
+
+    async fn complete(
+        &self,
+        id: &RecordId,
+        token: Token,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Completion, StoreError> {
+        let held =
+            self.fenced(&self.scripts.complete, id, &[&token.to_bytes(), &record.encode(), &millis(ttl)]).await?;
+        Ok(if held { Completion::Stored } else { Completion::LeaseLost })
+    }
+
+    async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
+        let held = self.fenced(&self.scripts.release, id, &[&token.to_bytes()]).await?;
+        Ok(if held { Release::Released } else { Release::LeaseLost })
+    }
+}

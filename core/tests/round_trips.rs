@@ -1,0 +1,96 @@
+//! Store round trips per request, counted on the servers themselves (DESIGN.md §4):
+//! a new key costs one claim and one complete, a replay one claim. Its own test binary,
+//! so no other test's traffic reaches the counters while it runs.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use idempo::Idempotency;
+use idempo::store::PostgresStore;
+use sqlx::postgres::PgPoolOptions;
+use support::behaviour::key;
+use support::{TestApp, post, services};
+
+/// Commands the idempo scripts run inside Redis: `INFO commandstats` counts them too, but
+/// they are not round trips.
+const INSIDE_SCRIPTS: &[&str] = &["type", "hset", "hmget", "hget", "hdel", "pexpire", "pttl", "del"];
+
+/// Client commands since the last reset, from `INFO commandstats`, leaving out the
+/// commands run inside scripts and those this test sends to read and reset the counters.
+async fn redis_calls(admin: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(admin).await.unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            let own = name.starts_with("info") || name.starts_with("config") || INSIDE_SCRIPTS.contains(&name);
+            (!own).then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+async fn redis_reset(admin: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(admin).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_new_key_costs_two_round_trips_and_replay_one() {
+    let mut admin =
+        redis::Client::open(services::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let app = TestApp::new(Idempotency::builder(services::redis().await).build());
+    // Warm up: the connection is made and both scripts are loaded.
+    app.send(post("/echo", Some(&key("warm")), "x")).await;
+
+    let k = key("rt");
+    redis_reset(&mut admin).await;
+    app.send(post("/echo", Some(&k), "x")).await;
+    let first = redis_calls(&mut admin).await;
+    assert_eq!(first, BTreeMap::from([("evalsha".to_owned(), 2)]), "a new key: claim + complete");
+
+    redis_reset(&mut admin).await;
+    assert!(app.send(post("/echo", Some(&k), "x")).await.replayed());
+    let replay = redis_calls(&mut admin).await;
+    assert_eq!(replay, BTreeMap::from([("evalsha".to_owned(), 1)]), "a replay: one claim");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_new_key_costs_two_statements_and_replay_one() {
+    let admin = services::postgres().await;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").execute(admin.pool()).await.expect(
+        "pg_stat_statements must be loaded (shared_preload_libraries); make test's throwaway PostgreSQL loads it",
+    );
+    // One connection: every statement runs on a connection that has it prepared already,
+    // so each statement is exactly one round trip (Bind/Execute/Sync).
+    let pool = PgPoolOptions::new().max_connections(1).connect(&services::database_url()).await.unwrap();
+    let table = format!("rt_{:x}", idempo::Token::random().0 as u32);
+    let store = PostgresStore::with_table(pool.clone(), &table).unwrap();
+    store.migrate().await.unwrap();
+    let app = TestApp::new(Idempotency::builder(store).build());
+    app.send(post("/echo", Some(&key("warm")), "x")).await;
+
+    let calls = || async {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT query, calls FROM pg_stat_statements WHERE query LIKE '%' || $1 || '%'")
+                .bind(&table)
+                .fetch_all(admin.pool())
+                .await
+                .unwrap();
+        let claims: i64 = rows.iter().filter(|(q, _)| q.trim_start().starts_with("WITH claimed")).map(|r| r.1).sum();
+        let total: i64 = rows.iter().map(|r| r.1).sum();
+        (claims, total)
+    };
+    let reset = || async {
+        sqlx::query("SELECT pg_stat_statements_reset()").execute(admin.pool()).await.unwrap();
+    };
+
+    let k = key("rt");
+    reset().await;
+    app.send(post("/echo", Some(&k), "x")).await;
+    assert_eq!(calls().await, (1, 2), "a new key: one claim and one complete, nothing else");
+
+    reset().await;
+    assert!(app.send(post("/echo", Some(&k), "x")).await.replayed());
+    assert_eq!(calls().await, (1, 1), "a replay: one claim");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
+}

@@ -1,0 +1,43 @@
+//! The servers the durable-store tests talk to. `make test` starts throwaway ones
+//! (scripts/with-services.sh); running `cargo test` by hand needs the variables set.
+
+use std::sync::Arc;
+
+use idempo::store::{PostgresStore, RedisStore};
+
+fn var(name: &str, what: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test` (it starts a throwaway {what}), or set {name}")
+    })
+}
+
+pub fn redis_url() -> String {
+    var("REDIS_URL", "Redis")
+}
+
+pub fn database_url() -> String {
+    var("DATABASE_URL", "PostgreSQL")
+}
+
+pub fn redis_cluster_urls() -> Vec<String> {
+    var("REDIS_CLUSTER_URLS", "Redis Cluster").split(',').map(str::to_owned).collect()
+}
+
+pub async fn redis() -> RedisStore {
+    RedisStore::connect(&redis_url()).await.expect("connect to REDIS_URL")
+}
+
+pub async fn redis_cluster() -> RedisStore {
+    let urls = redis_cluster_urls();
+    RedisStore::connect_cluster(urls.iter().map(String::as_str)).await.expect("connect to REDIS_CLUSTER_URLS")
+}
+
+pub async fn postgres() -> PostgresStore {
+    let store = PostgresStore::connect(&database_url()).await.expect("connect to DATABASE_URL");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+pub async fn shared<S: idempo::Store>(store: S) -> Arc<dyn idempo::Store> {
+    Arc::new(store)
+}
