@@ -7,7 +7,7 @@ export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: demo test lint fixtures toolchain
+.PHONY: demo test lint fixtures toolchain bench-stores
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
@@ -30,3 +30,8 @@ fixtures: toolchain
 
 toolchain:
 	@scripts/toolchain.sh
+
+## bench-stores: criterion benchmarks of every store on loopback (release build; not part
+## of make test). Figures go in benches/README.md.
+bench-stores: toolchain
+	scripts/with-services.sh scripts/bench-stores.sh

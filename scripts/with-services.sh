@@ -44,8 +44,25 @@ need() { # need BINARY PACKAGES...
   command -v "$bin" >/dev/null 2>&1 || die "$bin still missing after installing $*"
 }
 
+# A free loopback port in 20000-49999 whose +10000 neighbour is free too (Redis Cluster's
+# bus port; the kernel's ephemeral range would put it past 65535).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    port = random.randrange(20000, 50000)
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            s.close()
+    except OSError:
+        continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port found")
+PY
 }
 
 wait_redis() { # wait_redis PORT

@@ -76,7 +76,7 @@ async fn postgres_new_key_costs_two_statements_and_replay_one() {
                 .fetch_all(admin.pool())
                 .await
                 .unwrap();
-        let claims: i64 = rows.iter().filter(|(q, _)| q.trim_start().starts_with("WITH claimed")).map(|r| r.1).sum();
+        let claims: i64 = rows.iter().filter(|(q, _)| q.trim_start().starts_with("WITH live")).map(|r| r.1).sum();
         let total: i64 = rows.iter().map(|r| r.1).sum();
         (claims, total)
     };

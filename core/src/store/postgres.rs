@@ -37,13 +37,19 @@ impl Statements {
     fn new(table: &str, index: &str) -> Statements {
         let ms = "* interval '1 millisecond'";
         Statements {
-            // Inserts a claim, or takes over an expired row; when neither happens the
-            // outer SELECT reads the live row. Losing an insert race to a row committed
-            // after this statement's snapshot leaves both empty: the caller retries.
+            // Reads the live row first; only when there is none does it insert a claim (or
+            // take over an expired row), so a replay is a plain read that locks nothing.
+            // Losing an insert race to a row committed after this statement's snapshot
+            // leaves both empty: the caller retries.
             claim: format!(
-                "WITH claimed AS (
+                "WITH live AS (
+                   SELECT fingerprint, token IS NOT NULL AS in_flight, record,
+                          ceil(extract(epoch FROM (expires_at - now())) * 1000)::int8 AS left_ms
+                   FROM {table} WHERE id = $1 AND expires_at > now()
+                 ), claimed AS (
                    INSERT INTO {table} AS r (id, fingerprint, token, record, expires_at)
-                   VALUES ($1, $2, $3, NULL, now() + $4::int8 {ms})
+                   SELECT $1, $2, $3, NULL, now() + $4::int8 {ms}
+                   WHERE NOT EXISTS (SELECT 1 FROM live)
                    ON CONFLICT (id) DO UPDATE
                      SET fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token,
                          record = NULL, expires_at = EXCLUDED.expires_at
@@ -51,10 +57,8 @@ impl Statements {
                    RETURNING 1
                  )
                  SELECT EXISTS (SELECT 1 FROM claimed) AS claimed,
-                        e.fingerprint, e.token IS NOT NULL AS in_flight, e.record,
-                        ceil(extract(epoch FROM (e.expires_at - now())) * 1000)::int8 AS left_ms
-                 FROM (VALUES (1)) AS one(x)
-                 LEFT JOIN {table} e ON e.id = $1 AND e.expires_at > now()"
+                        live.fingerprint, live.in_flight, live.record, live.left_ms
+                 FROM (VALUES (1)) AS one(x) LEFT JOIN live ON true"
             )
             .into(),
             renew: format!(
