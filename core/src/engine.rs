@@ -120,13 +120,38 @@ impl Idempotency {
         self.engine.stats.snapshot()
     }
 
+    /// Whether `method` is covered (B1). Bindings call this before converting headers, so
+    /// requests that are not covered cost nothing more; [`Idempotency::bypass`] counts them.
+    pub fn covers(&self, method: &str) -> bool {
+        self.engine.config.methods.iter().any(|m| m.as_str() == method)
+    }
+
+    /// Count a request that is not covered, as [`Idempotency::check`] would.
+    pub fn bypass(&self) -> Check {
+        Stats::inc(&self.engine.stats.bypassed);
+        Check::Bypass
+    }
+
+    /// The request headers [`Idempotency::check`] reads: the key header, `content-length`,
+    /// `authorization`, `cookie` and the fingerprinted headers. A binding may pass only
+    /// these.
+    pub fn request_headers_read(&self) -> Vec<HeaderName> {
+        let cfg = &self.engine.config;
+        let mut names = vec![cfg.header.clone(), header::CONTENT_LENGTH, header::AUTHORIZATION, header::COOKIE];
+        for name in &cfg.fingerprint_headers {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
     /// Look at a request's head (B1–B4). `path` and `query` are raw, as received.
     pub fn check<H: HeaderSource + ?Sized>(&self, method: &str, path: &[u8], query: &[u8], headers: &H) -> Check {
         let e = &self.engine;
         let cfg = &e.config;
-        if !cfg.methods.iter().any(|m| m.as_str() == method) {
-            Stats::inc(&e.stats.bypassed);
-            return Check::Bypass;
+        if !self.covers(method) {
+            return self.bypass();
         }
         let key = match parse_key(headers.header_values(&cfg.header), cfg.key_rules) {
             Ok(Some(key)) => key,
@@ -146,6 +171,14 @@ impl Idempotency {
                 return Check::Respond(problem(&cfg.problem_base, ProblemCode::InvalidKey, &err.to_string(), None));
             }
         };
+        // A declared body over the limit is refused before a byte of it is read (B7).
+        let declared = headers
+            .header_values(&header::CONTENT_LENGTH)
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > cfg.max_request_body as u64) {
+            return Check::Respond(too_large(e, &key));
+        }
         let mut fingerprint = cfg.fingerprint_key.start(method.as_bytes(), path, query);
         for name in &cfg.fingerprint_headers {
             fingerprint.header(name.as_str(), headers.header_values(name));
@@ -189,12 +222,7 @@ impl Pending {
 
     /// The 413 answer for a body over [`Pending::body_limit`] (B7). Nothing is stored.
     pub fn too_large(self) -> Response<Bytes> {
-        let e = &self.engine;
-        Stats::inc(&e.stats.too_large);
-        tracing::debug!(target: "idempo", outcome = "body-too-large", key = %self.key.redacted());
-        let detail =
-            format!("a request with an {} may carry at most {} body bytes", e.config.header, e.config.max_request_body);
-        problem(&e.config.problem_base, ProblemCode::BodyTooLarge, &detail, None)
+        too_large(&self.engine, &self.key)
     }
 
     /// The 400 answer for a body that could not be read (the client broke off).
@@ -247,6 +275,16 @@ impl Pending {
     }
 }
 
+fn too_large(e: &Engine, key: &Key) -> Response<Bytes> {
+    Stats::inc(&e.stats.too_large);
+    tracing::debug!(target: "idempo", outcome = "body-too-large", key = %key.redacted());
+    let detail = format!(
+        "a request with an {} may carry at most {} body bytes",
+        e.config.header_label, e.config.max_request_body
+    );
+    problem(&e.config.problem_base, ProblemCode::BodyTooLarge, &detail, None)
+}
+
 fn mismatch(e: &Engine, key: &Key) -> Response<Bytes> {
     Stats::inc(&e.stats.mismatches);
     tracing::debug!(target: "idempo", outcome = "fingerprint-mismatch", key = %key.redacted());
@@ -275,12 +313,15 @@ fn store_error_at_claim(e: &Engine, key: &Key, err: &StoreError) -> Decision {
 /// Build the replay of a stored response (B12, B14).
 fn replay(cfg: &Config, record: Record) -> Response<Bytes> {
     let omitted = record.body.is_none();
-    let mut res = Response::new(record.body.unwrap_or_default());
+    let body = record.body.unwrap_or_default();
+    let length = body.len();
+    let mut res = Response::new(body);
     *res.status_mut() = record.status;
     let headers = res.headers_mut();
     for (name, value) in record.headers {
         headers.append(name, value);
     }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(cfg.replayed_header.clone(), HeaderValue::from_static("true"));
     if omitted {
         headers.insert(HeaderName::from_static(REPLAY_OMITTED_HEADER), HeaderValue::from_static("omitted"));

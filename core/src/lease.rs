@@ -90,7 +90,11 @@ impl Lease {
             Stats::inc(&e.stats.omitted);
         }
         let record = Record { status, headers: e.replayable(headers), body };
-        let job = persist(e, self.id, self.token, record, self.key.clone(), self.lost.clone());
+        let mut job = Box::pin(persist(e, self.id, self.token, record, self.key.clone(), self.lost.clone()));
+        // A store that answers without I/O (memory) is done on the first poll: no task.
+        if poll_once(job.as_mut()).is_ready() {
+            return;
+        }
         match &self.runtime {
             // A task, so the write finishes even if the caller is dropped while waiting.
             Some(rt) => {
@@ -120,6 +124,11 @@ impl Drop for Lease {
             rt.spawn(job);
         }
     }
+}
+
+/// Poll a future once without a waker to be woken by: for stores that answer at once.
+pub(crate) fn poll_once<F: std::future::Future + ?Sized>(fut: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    fut.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
 }
 
 fn lease_lost(e: &Engine, lost: &AtomicBool, key: &str, during: &str) {

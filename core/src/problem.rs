@@ -85,9 +85,12 @@ pub fn problem(base: &str, code: ProblemCode, detail: &str, retry_after: Option<
     push_json_string(&mut body, code.code());
     body.push('}');
 
+    let length = body.len();
     let mut res = Response::new(Bytes::from(body));
     *res.status_mut() = status;
     let h = res.headers_mut();
+    // Set here so every binding sends the same head, whatever its server would add.
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(after) = retry_after {

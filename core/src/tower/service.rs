@@ -1,7 +1,7 @@
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 
@@ -69,10 +69,6 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::idempotent(Box::pin(async move {
-            let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > pending.body_limit() as u64) {
-                return Ok(pending.too_large().map(ResponseBody::full));
-            }
             let bytes = match read_body(body, pending.body_limit()).await {
                 Ok(bytes) => bytes,
                 Err(ReadError::TooLarge) => return Ok(pending.too_large().map(ResponseBody::full)),

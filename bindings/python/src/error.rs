@@ -1,0 +1,31 @@
+//! The typed exceptions, and the one place core errors become Python exceptions.
+
+use idempo::{ConfigError, StoreError};
+use pyo3::PyErr;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+
+create_exception!(_native, IdempoError, PyException, "Base class of every error raised by idempo.");
+create_exception!(_native, ConfigurationError, IdempoError, "An option has a value idempo cannot work with.");
+create_exception!(
+    _native,
+    StoreUnavailableError,
+    IdempoError,
+    "The store (Redis, PostgreSQL) cannot be reached or refused the operation."
+);
+create_exception!(_native, StoreCorruptError, IdempoError, "The store holds an entry idempo cannot decode.");
+
+pub fn store_error(e: StoreError) -> PyErr {
+    match e {
+        StoreError::Corrupt(_) => StoreCorruptError::new_err(e.to_string()),
+        StoreError::Unavailable(_) | StoreError::Full => StoreUnavailableError::new_err(e.to_string()),
+    }
+}
+
+pub fn config_error(e: ConfigError) -> PyErr {
+    ConfigurationError::new_err(e.to_string())
+}
+
+pub fn config(message: impl Into<String>) -> PyErr {
+    ConfigurationError::new_err(message.into())
+}

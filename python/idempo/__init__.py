@@ -1,0 +1,30 @@
+"""Make unsafe HTTP requests safe to retry.
+
+A client sends an ``Idempotency-Key`` header; a duplicate request runs its side effect at
+most once and gets the original response replayed. ``idempo.asgi`` and ``idempo.wsgi``
+hold the middleware; the stores and errors are here.
+"""
+
+from idempo._native import (
+    ConfigurationError,
+    IdempoError,
+    MemoryStore,
+    PostgresStore,
+    RedisStore,
+    StoreCorruptError,
+    StoreUnavailableError,
+)
+
+Store = MemoryStore | RedisStore | PostgresStore
+"""Any of the three stores."""
+
+__all__ = [
+    "ConfigurationError",
+    "IdempoError",
+    "MemoryStore",
+    "PostgresStore",
+    "RedisStore",
+    "Store",
+    "StoreCorruptError",
+    "StoreUnavailableError",
+]

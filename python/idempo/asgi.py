@@ -1,0 +1,141 @@
+"""Pure ASGI idempotency middleware, for Starlette, FastAPI and any ASGI 3 application.
+
+    app.add_middleware(IdempotencyMiddleware, store=RedisStore(url), required=True)
+
+For a covered request with a key, the body is buffered (up to ``max_request_body``) and
+replayed to the app unchanged; the response streams to the client message by message while
+a copy is kept, and is stored before its last body message is sent, so a client retrying at
+once finds the replay. An exception in the app releases the key and propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from idempo._native import Lease
+from idempo._options import Configured
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = ["ASGIApp", "IdempotencyMiddleware", "Receive", "Scope", "Send"]
+
+_TOO_LARGE = object()
+_DISCONNECTED = object()
+
+
+class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
+    """Idempotency-Key handling for an ASGI app. ``scope``, when given, maps the ASGI scope
+    to the namespace keys live in (a tenant or user id). Every other option is the
+    engine's (see the README); durations are seconds."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        checked = self.engine.check_asgi(scope["method"], raw_path, scope.get("query_string", b""), scope["headers"])
+        if checked is None:
+            await self.app(scope, receive, send)
+            return
+        if type(checked) is tuple:
+            await _respond(send, checked)
+            return
+        pending = checked
+        if self.scope is not None:
+            pending.set_scope(self.scope(scope))
+        body = await _read_body(receive, pending.body_limit)
+        if body is _DISCONNECTED:
+            return  # the client is gone and nothing was claimed
+        if body is _TOO_LARGE:
+            await _respond(send, pending.too_large())
+            return
+        assert isinstance(body, bytes)
+        loop = asyncio.get_running_loop()
+        decided = pending.begin(body, loop)
+        if isinstance(decided, asyncio.Future):
+            decided = await decided
+        if decided is None:  # the store failed and on_store_error is fail_open
+            await self.app(scope, _replaying(body, receive), send)
+        elif type(decided) is tuple:
+            await _respond(send, decided)
+        else:
+            await _Recorder(decided, send, loop).run(self.app, scope, _replaying(body, receive))
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | object:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return _DISCONNECTED
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return _TOO_LARGE
+        if chunk:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """The app's ``receive``: the buffered body first, then whatever the server says
+    (``http.disconnect`` when the client goes away)."""
+    replayed = False
+
+    async def receive_again() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive_again
+
+
+async def _respond(send: Send, response: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+    status, headers, body = response
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Recorder:
+    """Wraps ``send`` for one executed request: every message goes out as the app sends
+    it, while the lease keeps a copy of the response."""
+
+    __slots__ = ("lease", "loop", "send")
+
+    def __init__(self, lease: Lease, send: Send, loop: asyncio.AbstractEventLoop) -> None:
+        self.lease = lease
+        self.send = send
+        self.loop = loop
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        try:
+            await app(scope, receive, self.recording_send)
+        finally:
+            # An exception, a cancellation, or an app that returned without finishing its
+            # response: the response is not complete, so a retry must run again.
+            if self.lease.active:
+                self.lease.release()
+
+    async def recording_send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body" and self.lease.active:
+            chunk = message.get("body", b"")
+            if chunk:
+                self.lease.push(chunk)
+            if not message.get("more_body", False):
+                done = self.lease.complete(self.loop)
+                if done is not None:
+                    await done
+        elif kind == "http.response.start":
+            self.lease.start(message["status"], message.get("headers", ()))
+        await self.send(message)
