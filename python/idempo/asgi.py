@@ -122,9 +122,12 @@ class _Recorder:
             await app(scope, receive, self.recording_send)
         finally:
             # An exception, a cancellation, or an app that returned without finishing its
-            # response: the response is not complete, so a retry must run again.
+            # response: the response is not complete, so a retry must run again. The
+            # release lands before the error reaches the client.
             if self.lease.active:
-                self.lease.release()
+                released = self.lease.release(self.loop)
+                if released is not None:
+                    await released
 
     async def recording_send(self, message: Message) -> None:
         kind = message["type"]

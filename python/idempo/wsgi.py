@@ -127,7 +127,7 @@ def _recorded(app: WSGIApp, lease: Lease, environ: Environ, start_response: Star
     try:
         app_iter = app(environ, recording_start_response)
     except BaseException:
-        lease.release()
+        lease.release_blocking()
         raise
     return _stream(app_iter, lease, expected)
 
@@ -148,7 +148,7 @@ def _stream(app_iter: Iterable[bytes], lease: Lease, expected: list[int | None])
     finally:
         # An exception, or the server closing us early (client gone): release the key.
         if lease.active:
-            lease.release()
+            lease.release_blocking()
         close = getattr(app_iter, "close", None)
         if close is not None:
             close()

@@ -29,7 +29,8 @@ fn response(py: Python<'_>, res: http::Response<Bytes>) -> PyResponse {
 }
 
 fn seconds(option: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| config(format!("{option} must be a number of seconds ≥ 0, got {value}")))
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| config(format!("{option} must be a number of seconds ≥ 0, got {value}")))
 }
 
 /// The idempotency engine over a store, with every option of DESIGN.md §3.
@@ -85,7 +86,11 @@ impl Engine {
             .on_store_error(match on_store_error {
                 "fail_closed" => OnStoreError::FailClosed,
                 "fail_open" => OnStoreError::FailOpen,
-                other => return Err(config(format!("on_store_error must be \"fail_closed\" or \"fail_open\", not {other:?}"))),
+                other => {
+                    return Err(config(format!(
+                        "on_store_error must be \"fail_closed\" or \"fail_open\", not {other:?}"
+                    )));
+                }
             });
         if let Some(m) = methods {
             b = b.methods(m);
@@ -268,7 +273,12 @@ impl Pending {
 
     /// Claim the key. Returns a `Lease` (run the app), a response tuple, or `None` (run the
     /// app unprotected) — or an asyncio future of one of those when the store needs I/O.
-    fn begin(&mut self, py: Python<'_>, body: &Bound<'_, PyBytes>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    fn begin(
+        &mut self,
+        py: Python<'_>,
+        body: &Bound<'_, PyBytes>,
+        event_loop: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
         let pending = self.take()?;
         let body = Bytes::copy_from_slice(body.as_bytes());
         run_async(py, event_loop, async move { pending.begin(&body).await }, decided)
@@ -352,15 +362,29 @@ impl Lease {
         run_blocking(py, async move { lease.complete(status, &headers, body).await })
     }
 
-    /// Give the key up so that a retry runs the app again (an exception, a 5xx). Runs in
-    /// the background; never blocks.
-    fn release(&mut self) -> PyResult<()> {
-        if let Some(lease) = self.inner.take() {
-            let rt = crate::runtime::runtime()?;
-            let _entered = rt.enter();
-            drop(lease);
+    /// Give the key up so that a retry runs the app again (an exception). With an event
+    /// loop, returns `None` or an asyncio future to await, so the key is free by the time
+    /// the error reaches the client; without one, the release runs in the background.
+    #[pyo3(signature = (event_loop = None))]
+    fn release(&mut self, py: Python<'_>, event_loop: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let Some(lease) = self.inner.take() else { return Ok(py.None()) };
+        match event_loop {
+            Some(event_loop) => run_async(py, event_loop, lease.release(), none),
+            None => {
+                let rt = crate::runtime::runtime()?;
+                let _entered = rt.enter();
+                drop(lease);
+                Ok(py.None())
+            }
         }
-        Ok(())
+    }
+
+    /// Give the key up, blocking with the GIL released (WSGI).
+    fn release_blocking(&mut self, py: Python<'_>) -> PyResult<()> {
+        match self.inner.take() {
+            Some(lease) => run_blocking(py, lease.release()),
+            None => Ok(()),
+        }
     }
 
     /// Whether the lease is still open.

@@ -89,7 +89,6 @@ impl PerProcess {
         let this = self.clone();
         py.detach(|| rt.block_on(async move { this.get().await.map(|_| ()) })).map_err(store_error)
     }
-
 }
 
 #[async_trait]
@@ -102,7 +101,13 @@ impl Store for PerProcess {
         self.get().await?.renew(id, token, lease_ttl).await
     }
 
-    async fn complete(&self, id: &RecordId, token: Token, record: &Record, ttl: Duration) -> Result<Completion, StoreError> {
+    async fn complete(
+        &self,
+        id: &RecordId,
+        token: Token,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Completion, StoreError> {
         self.get().await?.complete(id, token, record, ttl).await
     }
 

@@ -82,8 +82,20 @@ where
                 }
                 Decision::Execute(lease) => lease,
             };
-            // An error or a panic in the handler drops the lease, which releases the key.
-            let res = inner.call(Request::from_parts(parts, RequestBody::buffered(bytes))).await?;
+            // An error or a panic in the handler releases the key before it propagates, so
+            // the client's retry (after its 500) runs again rather than meeting a 409.
+            let call = inner.call(Request::from_parts(parts, RequestBody::buffered(bytes)));
+            let res = match catch_unwind(call).await {
+                Ok(Ok(res)) => res,
+                Ok(Err(e)) => {
+                    lease.release().await;
+                    return Err(e);
+                }
+                Err(panic) => {
+                    lease.release().await;
+                    std::panic::resume_unwind(panic);
+                }
+            };
             if res.status() == StatusCode::SWITCHING_PROTOCOLS {
                 // An upgraded connection is not a replayable response (B13).
                 lease.release().await;
@@ -101,5 +113,31 @@ where
             let rec = Recorder::new(lease, parts.status, parts.headers.clone(), length);
             Ok(Response::from_parts(parts, ResponseBody::recording(body, rec)))
         }))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future whose panic is returned as a value rather than unwinding through the caller.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+fn catch_unwind<F>(inner: F) -> CatchUnwind<F> {
+    CatchUnwind { inner }
+}
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        // The inner future is not polled again after a panic: it is dropped with us.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     }
 }

@@ -1,0 +1,63 @@
+"""The fixture endpoints as a FastAPI app, added with ``app.add_middleware`` the way
+FastAPI users do."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from fixture_common import Counter
+
+from idempo.asgi import IdempotencyMiddleware
+
+
+def create_app(store: Any, counter: Counter, **options: Any) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(
+        IdempotencyMiddleware,
+        store=store,
+        scope=lambda scope: dict(scope["headers"]).get(b"x-tenant", b"").decode("latin-1"),
+        **options,
+    )
+
+    @app.post("/echo", status_code=201)
+    async def echo(request: Request) -> Response:
+        counter.hit()
+        body = await request.body()
+        return Response(body, status_code=201, media_type=request.headers.get("content-type", "application/octet-stream"))
+
+    @app.post("/status/{code}")
+    async def status(code: int) -> Response:
+        counter.hit()
+        return PlainTextResponse(f"status:{code}", status_code=code)
+
+    @app.post("/slow")
+    async def slow(ms: int = 0) -> Response:
+        counter.hit()
+        await asyncio.sleep(ms / 1000)
+        return PlainTextResponse(f"slept:{ms}")
+
+    @app.post("/large")
+    async def large(bytes: int = 0) -> Response:  # noqa: A002 - the fixture contract's name
+        counter.hit()
+        total = bytes
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, total, 16384):
+                yield b"x" * min(16384, total - start)
+
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+    @app.post("/raise")
+    async def fail() -> Response:
+        counter.hit()
+        raise RuntimeError("the /raise handler fails on purpose")
+
+    @app.get("/counter")
+    async def count() -> dict[str, int]:
+        return {"count": counter.get()}
+
+    return app
