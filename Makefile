@@ -7,7 +7,7 @@ export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: demo test lint fixtures toolchain bench-stores
+.PHONY: demo test lint fixtures toolchain bench-stores python-env
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
@@ -17,15 +17,19 @@ demo: toolchain
 ## test: formatting, clippy, then every test in the workspace against real Redis, Redis
 ## Cluster and PostgreSQL (throwaway servers unless REDIS_URL, REDIS_CLUSTER_URLS and
 ## DATABASE_URL are set)
-test: toolchain lint fixtures
-	scripts/with-services.sh scripts/run-tests.sh rust cargo test --workspace
+test: toolchain lint fixtures python-env
+	scripts/with-services.sh scripts/test-all.sh
+
+## python-env: the virtualenv (.venv) with the idempo package built from source
+python-env: toolchain
+	scripts/python-env.sh
 
 lint: toolchain
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## fixtures: build every conformance fixture app (tests/fixtures/apps.json)
-fixtures: toolchain
+fixtures: toolchain python-env
 	cargo build -p idempo-fixture
 
 toolchain:

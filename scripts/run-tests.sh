@@ -6,7 +6,12 @@ label="$1"; shift
 log=$(mktemp)
 "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } } END { print p+0, f+0 }' "$log")
+# cargo's "test result: ok. N passed; M failed" lines, or pytest's "N passed, M failed".
+read -r passed failed < <(awk '
+  /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+  /^[0-9]+ (passed|failed)/ || /^=+ .*(passed|failed).* =+$/ || /^[0-9]+ passed,/ {
+    for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed,?$/) p += $(i-1); if ($(i) ~ /^failed,?$/) f += $(i-1); if ($(i) ~ /^errors?,?$/) f += $(i-1) } }
+  END { print p+0, f+0 }' "$log")
 rm -f "$log"
 echo
 echo "$label: $passed passed, $failed failed"

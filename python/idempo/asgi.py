@@ -43,7 +43,7 @@ class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
         if checked is None:
             await self.app(scope, receive, send)
             return
-        if type(checked) is tuple:
+        if isinstance(checked, tuple):
             await _respond(send, checked)
             return
         pending = checked
@@ -62,7 +62,7 @@ class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
             decided = await decided
         if decided is None:  # the store failed and on_store_error is fail_open
             await self.app(scope, _replaying(body, receive), send)
-        elif type(decided) is tuple:
+        elif isinstance(decided, tuple):
             await _respond(send, decided)
         else:
             await _Recorder(decided, send, loop).run(self.app, scope, _replaying(body, receive))

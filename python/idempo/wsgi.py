@@ -39,7 +39,7 @@ class IdempotencyMiddleware(Configured[WSGIApp, Environ]):
         checked = self.engine.check_wsgi(environ["REQUEST_METHOD"], path, query, environ)
         if checked is None:
             return self.app(environ, start_response)
-        if type(checked) is tuple:
+        if isinstance(checked, tuple):
             return _respond(start_response, checked)
         pending = checked
         if self.scope is not None:
@@ -55,7 +55,7 @@ class IdempotencyMiddleware(Configured[WSGIApp, Environ]):
         environ["CONTENT_LENGTH"] = str(len(body))
         if decided is None:  # the store failed and on_store_error is fail_open
             return self.app(environ, start_response)
-        if type(decided) is tuple:
+        if isinstance(decided, tuple):
             return _respond(start_response, decided)
         return _recorded(self.app, decided, environ, start_response)
 

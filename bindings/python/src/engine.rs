@@ -46,7 +46,7 @@ impl Engine {
     #[new]
     #[pyo3(signature = (
         store, *, methods = None, header = None, required = false, max_key_length = 255,
-        strict_key_syntax = false, max_request_body = 1 << 20, max_response_body = 1 << 20,
+        strict_key_syntax = false, max_request_body = 1048576, max_response_body = 1048576,
         lease_ttl = 60.0, max_lease = 3600.0, ttl = 86400.0, store_status = None,
         replay_headers = None, replayed_header = None, on_store_error = "fail_closed",
         persist_timeout = 10.0, fingerprint_headers = None, fingerprint_secret = None, problem_base = None
@@ -303,12 +303,15 @@ pub struct Lease {
     capture: Option<Capture>,
 }
 
+/// What `complete` hands to the core: the lease and the recorded response.
+type Finished = (idempo::Lease, StatusCode, HeaderMap, Option<Bytes>);
+
 impl Lease {
     fn new(lease: idempo::Lease) -> Lease {
         Lease { inner: Some(lease), status: None, headers: HeaderMap::new(), capture: None }
     }
 
-    fn finish(&mut self) -> PyResult<(idempo::Lease, StatusCode, HeaderMap, Option<Bytes>)> {
+    fn finish(&mut self) -> PyResult<Finished> {
         let lease = self.inner.take().ok_or_else(|| PyRuntimeError::new_err("this lease was already finished"))?;
         let status = self.status.ok_or_else(|| PyRuntimeError::new_err("complete() before start()"))?;
         let body = self.capture.take().and_then(Capture::finish);

@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
 use tracing::field::{Field, Visit};
+use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
@@ -22,7 +23,10 @@ use tracing_subscriber::prelude::*;
 static MIN_LEVEL: AtomicU8 = AtomicU8::new(30);
 static LAST_REFRESH: AtomicU64 = AtomicU64::new(0);
 static LOGGER: OnceLock<Py<PyAny>> = OnceLock::new();
-static SINK: Mutex<Option<(u32, Sender<(u8, String)>)>> = Mutex::new(None);
+/// A log record on its way to the logging thread: (Python level, message).
+type Record = (u8, String);
+/// The logging thread's inbox, with the process it belongs to.
+static SINK: Mutex<Option<(u32, Sender<Record>)>> = Mutex::new(None);
 
 fn python_level(level: &Level) -> u8 {
     match *level {
@@ -52,7 +56,7 @@ pub fn refresh_now_and_then(py: Python<'_>) {
     }
 }
 
-fn sender() -> Option<Sender<(u8, String)>> {
+fn sender() -> Option<Sender<Record>> {
     let pid = std::process::id();
     let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((owner, tx)) = &*sink
@@ -61,7 +65,7 @@ fn sender() -> Option<Sender<(u8, String)>> {
         return Some(tx.clone());
     }
     // First event in this process (or the first after fork): start the logging thread.
-    let (tx, rx) = channel::<(u8, String)>();
+    let (tx, rx) = channel::<Record>();
     std::thread::Builder::new()
         .name("idempo-logging".into())
         .spawn(move || {
@@ -107,6 +111,12 @@ impl Visit for Message {
 struct PythonLogging;
 
 impl<S: Subscriber> Layer<S> for PythonLogging {
+    // The wanted level changes at run time: ask `enabled` at every event rather than let
+    // tracing cache the first answer per call site.
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if metadata.target().starts_with("idempo") { Interest::sometimes() } else { Interest::never() }
+    }
+
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
         metadata.target().starts_with("idempo") && python_level(metadata.level()) >= MIN_LEVEL.load(Ordering::Relaxed)
     }

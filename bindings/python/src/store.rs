@@ -152,20 +152,20 @@ pub struct RedisStore {
 #[pymethods]
 impl RedisStore {
     #[new]
-    #[pyo3(signature = (url, *, prefix = "idempo:".to_owned()))]
-    fn new(py: Python<'_>, url: String, prefix: String) -> PyResult<RedisStore> {
+    #[pyo3(signature = (url, *, prefix = "idempo:"))]
+    fn new(py: Python<'_>, url: String, prefix: &str) -> PyResult<RedisStore> {
         let description = format!("RedisStore({:?})", redact_url(&url));
-        let inner = PerProcess::new(Spec::Redis { url, prefix });
+        let inner = PerProcess::new(Spec::Redis { url, prefix: prefix.to_owned() });
         inner.connect_now(py)?;
         Ok(RedisStore { inner, description })
     }
 
     /// A store in a Redis Cluster, reached through any of `urls`.
     #[staticmethod]
-    #[pyo3(signature = (urls, *, prefix = "idempo:".to_owned()))]
-    fn cluster(py: Python<'_>, urls: Vec<String>, prefix: String) -> PyResult<RedisStore> {
+    #[pyo3(signature = (urls, *, prefix = "idempo:"))]
+    fn cluster(py: Python<'_>, urls: Vec<String>, prefix: &str) -> PyResult<RedisStore> {
         let description = format!("RedisStore.cluster({} nodes)", urls.len());
-        let inner = PerProcess::new(Spec::RedisCluster { urls, prefix });
+        let inner = PerProcess::new(Spec::RedisCluster { urls, prefix: prefix.to_owned() });
         inner.connect_now(py)?;
         Ok(RedisStore { inner, description })
     }
@@ -186,10 +186,10 @@ pub struct PostgresStore {
 #[pymethods]
 impl PostgresStore {
     #[new]
-    #[pyo3(signature = (url, *, table = "idempo_records".to_owned(), migrate = true))]
-    fn new(py: Python<'_>, url: String, table: String, migrate: bool) -> PyResult<PostgresStore> {
+    #[pyo3(signature = (url, *, table = "idempo_records", migrate = true))]
+    fn new(py: Python<'_>, url: String, table: &str, migrate: bool) -> PyResult<PostgresStore> {
         let description = format!("PostgresStore({:?}, table={table:?})", redact_url(&url));
-        let inner = PerProcess::new(Spec::Postgres { url, table, migrate });
+        let inner = PerProcess::new(Spec::Postgres { url, table: table.to_owned(), migrate });
         inner.connect_now(py)?;
         Ok(PostgresStore { inner, description })
     }

@@ -1,0 +1,93 @@
+"""Real servers for the tests that need them: uvicorn in the test's own event loop,
+waitress in a thread, and fixture apps in subprocesses (uvicorn, gunicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "python"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@asynccontextmanager
+async def uvicorn_in_loop(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn inside the current event loop."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextmanager
+def waitress_in_thread(app: Any, threads: int = 16) -> Iterator[str]:
+    """Serve a WSGI app with waitress (a threaded production server) in a thread."""
+    import waitress.server
+
+    port = free_port()
+    server = waitress.server.create_server(app, host="127.0.0.1", port=port, threads=threads, backlog=1024)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for_port(port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        thread.join(timeout=5)
+
+
+@contextmanager
+def fixture_process(argv: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    """Run a fixture app server in a subprocess."""
+    full_env = {**os.environ, **env, "PORT": str(port), "PYTHONPATH": str(FIXTURES)}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def gunicorn(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "--chdir", str(FIXTURES), *extra, "wsgi_app:app"]

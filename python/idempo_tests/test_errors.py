@@ -1,0 +1,196 @@
+"""Bad input and broken stores: typed exceptions at construction, problem responses at
+request time, exceptions that propagate with the key released, iterables always closed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from werkzeug.test import Client as WerkzeugClient
+
+from idempo import ConfigurationError, IdempoError, MemoryStore, PostgresStore, RedisStore, StoreUnavailableError
+from idempo.asgi import IdempotencyMiddleware as AsgiMiddleware
+from idempo.wsgi import IdempotencyMiddleware as WsgiMiddleware
+from idempo_tests.conftest import key
+from idempo_tests.servers import free_port, wait_for_port
+
+
+def test_unreachable_stores_fail_at_construction_with_a_typed_error() -> None:
+    port = free_port()
+    with pytest.raises(StoreUnavailableError):
+        RedisStore(f"redis://127.0.0.1:{port}")
+    with pytest.raises(StoreUnavailableError):
+        PostgresStore(f"postgres://postgres@127.0.0.1:{port}/postgres")
+    with pytest.raises(StoreUnavailableError, match="invalid Redis URL"):
+        RedisStore("not a url")
+    assert issubclass(StoreUnavailableError, IdempoError)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"on_store_error": "sometimes"}, "on_store_error"),
+        ({"header": "bad header"}, "header"),
+        ({"lease_ttl": -1.0}, "lease_ttl"),
+        ({"methods": ["PO ST"]}, "methods"),
+        ({"max_key_length": 0}, "max_key_length"),
+        ({"store_status": 5}, "store_status"),
+    ],
+)
+def test_invalid_options_raise_configuration_error(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        WsgiMiddleware(lambda e, s: [], store=MemoryStore(), **options)
+
+
+def test_a_store_of_the_wrong_type_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="MemoryStore, RedisStore or PostgresStore"):
+        AsgiMiddleware(lambda s, r, se: None, store="redis://localhost")  # type: ignore[arg-type]
+
+
+class OwnRedis:
+    """A redis-server this test can stop."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server must be installed (make test installs it)"
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def echo_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("201 Created", [("Content-Type", "text/plain")])
+    return [environ["wsgi.input"].read()]
+
+
+@pytest.mark.parametrize("policy", ["fail_closed", "fail_open"])
+def test_b16_store_down_at_request_time(policy: str) -> None:
+    server = OwnRedis()
+    try:
+        mw = WsgiMiddleware(echo_app, store=RedisStore(f"redis://127.0.0.1:{server.port}"), on_store_error=policy)  # type: ignore[arg-type]
+        client = WerkzeugClient(mw)
+        assert client.post("/pay", data=b"x", headers={"Idempotency-Key": key()}).status_code == 201
+        server.stop()
+        r = client.post("/pay", data=b"body", headers={"Idempotency-Key": key()})
+        if policy == "fail_closed":
+            assert r.status_code == 503 and r.json is not None and r.json["code"] == "store-unavailable"
+            assert r.headers["Retry-After"] == "1"
+        else:
+            assert r.status_code == 201 and r.get_data() == b"body", "fail open runs the app with its body"
+        assert mw.stats()["store_errors"] == 1
+    finally:
+        server.stop()
+
+
+def test_wsgi_exception_propagates_and_releases_the_key() -> None:
+    runs = 0
+
+    def failing(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        nonlocal runs
+        runs += 1
+        raise ValueError("app failed")
+
+    client = WerkzeugClient(WsgiMiddleware(failing, store=MemoryStore()))
+    k = key()
+    for _ in range(2):
+        with pytest.raises(ValueError, match="app failed"):
+            client.post("/pay", headers={"Idempotency-Key": k})
+    assert runs == 2
+
+
+def test_wsgi_iterables_are_always_closed_and_an_early_close_releases() -> None:
+    closed: list[bool] = []
+    runs = 0
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"one"
+            yield b"two"
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Body:
+        nonlocal runs
+        runs += 1
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body()
+
+    mw = WsgiMiddleware(app, store=MemoryStore())
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/pay", "HTTP_IDEMPOTENCY_KEY": "k-close", "wsgi.input": None}
+    it = iter(mw(dict(environ), lambda s, h, e=None: None))
+    assert next(it) == b"one"
+    it.close()  # type: ignore[attr-defined]  # the server gives up: the client went away
+    assert closed == [True]
+    full = list(mw(dict(environ), lambda s, h, e=None: None))
+    assert full == [b"one", b"two"] and runs == 2, "the early close released the key"
+    assert closed == [True, True]
+    replay = list(mw(dict(environ), lambda s, h, e=None: None))
+    assert replay == [b"onetwo"] and runs == 2
+
+
+async def test_asgi_exception_propagates_and_releases_the_key() -> None:
+    runs = 0
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal runs
+        runs += 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise ValueError("app failed mid-response")
+
+    transport = httpx.ASGITransport(app=AsgiMiddleware(failing, store=MemoryStore()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for _ in range(2):
+            with pytest.raises(ValueError, match="mid-response"):
+                await client.post("/pay", headers={"Idempotency-Key": "k-asgi-raise"})
+    assert runs == 2
+
+
+async def test_asgi_client_disconnect_while_reading_the_body_claims_nothing() -> None:
+    runs = 0
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal runs
+        runs += 1
+
+    mw = AsgiMiddleware(app, store=MemoryStore())
+    messages = iter([{"type": "http.request", "body": b"par", "more_body": True}, {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/pay", "raw_path": b"/pay", "query_string": b"", "headers": [(b"idempotency-key", b"k-gone")]}
+    await mw(scope, receive, send)
+    assert runs == 0 and sent == []
+    assert mw.stats()["executed"] == 0
+
+
+async def test_hostile_headers_never_crash() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    mw = AsgiMiddleware(app, store=MemoryStore())
+    transport = httpx.ASGITransport(app=mw)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for bad in [b"\xff\xfe", b"\x00", b"a" * 100_000, b'"' + b"\\" * 51 + b'"']:
+            r = await client.post("/pay", headers=[(b"Idempotency-Key", bad)])
+            assert r.status_code == 400 and r.json()["code"] == "invalid-key"
+        flood = [(f"X-H{i}".encode(), b"v") for i in range(2000)] + [(b"Idempotency-Key", b"ok-key")]
+        assert (await client.post("/pay", headers=flood)).status_code == 200
