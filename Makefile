@@ -7,7 +7,7 @@ export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: demo test lint fixtures toolchain bench-stores python-env
+.PHONY: demo test lint fixtures toolchain bench-stores bench-python python-env
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
@@ -39,3 +39,8 @@ toolchain:
 ## of make test). Figures go in benches/README.md.
 bench-stores: toolchain
 	scripts/with-services.sh scripts/bench-stores.sh
+
+## bench-python: the Python middleware's own cost in-process, and uvicorn throughput
+## against the bare app (release build in .venv-bench; not part of make test)
+bench-python: toolchain
+	scripts/bench-python.sh
