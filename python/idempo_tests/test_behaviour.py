@@ -182,3 +182,15 @@ async def test_b13_streamed_bodies_are_replayed_byte_for_byte(client: Client) ->
     replay = await client.post("/stream", k)
     assert replay.replayed and replay.body == first.body
     assert replay.headers["content-type"].startswith("text/event-stream")
+
+
+async def test_b10_renewal_keeps_a_long_request_exclusive(client_factory: Callable[..., Client]) -> None:
+    client = client_factory(lease_ttl=0.3)
+    k = key("b10")
+    first = asyncio.create_task(client.post("/slow?ms=900", k))
+    for _ in range(3):
+        await asyncio.sleep(0.25)
+        (await client.post("/slow?ms=900", k)).problem(409, "key-in-use")
+    assert (await first).status == 200
+    assert (await client.post("/slow?ms=900", k)).replayed
+    assert client.count == 1, "an app three times longer than the lease ran once"
