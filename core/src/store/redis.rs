@@ -41,35 +41,31 @@ return {3}
 ";
 
 // Replies for the fenced operations: 1 done · 0 the token does not hold the key · -1 the
-// key holds something that is not an idempo record.
-const RENEW: &str = r"
+// key holds something that is not an idempo record. Each checks the fence, then acts.
+macro_rules! fenced {
+    ($action:literal) => {
+        concat!(
+            r"
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'none' then return 0 end
 if kind ~= 'hash' then return -1 end
 if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-";
+",
+            $action,
+            "\nreturn 1\n"
+        )
+    };
+}
 
-const COMPLETE: &str = r"
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind == 'none' then return 0 end
-if kind ~= 'hash' then return -1 end
-if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'r', ARGV[2])
+const RENEW: &str = fenced!("redis.call('PEXPIRE', KEYS[1], ARGV[2])");
+
+const COMPLETE: &str = fenced!(
+    "redis.call('HSET', KEYS[1], 'r', ARGV[2])
 redis.call('HDEL', KEYS[1], 't')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-";
+redis.call('PEXPIRE', KEYS[1], ARGV[3])"
+);
 
-const RELEASE: &str = r"
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind == 'none' then return 0 end
-if kind ~= 'hash' then return -1 end
-if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
-";
+const RELEASE: &str = fenced!("redis.call('DEL', KEYS[1])");
 
 #[derive(Clone)]
 enum Connection {
