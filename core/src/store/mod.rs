@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use postgres::{DEFAULT_TABLE, PostgresStore};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 

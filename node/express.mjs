@@ -1,0 +1,3 @@
+import express from './express.js'
+export const { idempotency } = express
+export default express.idempotency

@@ -1,0 +1,3 @@
+import plugin from './fastify.js'
+export default plugin
+export const idempotency = plugin

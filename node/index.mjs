@@ -1,0 +1,3 @@
+import idempo from './index.js'
+export const { MemoryStore, RedisStore, PostgresStore, IdempoError, ConfigurationError, StoreUnavailableError, StateError } = idempo
+export default idempo

@@ -1,0 +1,63 @@
+'use strict'
+// What the Express middleware and the Fastify plugin share: options in, a native engine
+// out, and the small helpers that move bytes between Node and the engine. No rule lives
+// here: every decision is the native engine's.
+const native = require('./native')
+const { MemoryStore, NATIVE } = require('./stores')
+const { ConfigurationError, typed } = require('./errors')
+
+/** Split options into the native engine's and the ones handled by the integrations. */
+function createEngine (options = {}) {
+  const { store = new MemoryStore(), scope, storeStatus, ...engineOptions } = options
+  if (!store || !store[NATIVE]) {
+    throw new ConfigurationError('store must be a MemoryStore, RedisStore or PostgresStore')
+  }
+  if (scope !== undefined && typeof scope !== 'function') {
+    throw new ConfigurationError('scope must be a function of the request returning a string')
+  }
+  if (storeStatus !== undefined && typeof storeStatus !== 'function') {
+    throw new ConfigurationError('storeStatus must be a function of the status code returning a boolean')
+  }
+  let engine
+  try {
+    engine = new native.Engine(store[NATIVE], engineOptions)
+  } catch (err) {
+    throw typed(err)
+  }
+  return { engine, scope, storeStatus }
+}
+
+/** The raw path and query of a request target. */
+function splitTarget (url) {
+  const q = url.indexOf('?')
+  return q === -1 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)]
+}
+
+/** Response headers as `[name, value, …]` from `getHeaders()`. */
+function flatHeaders (headers) {
+  const flat = []
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]
+    if (Array.isArray(value)) {
+      for (const v of value) flat.push(name, String(v))
+    } else if (value !== undefined) {
+      flat.push(name, String(value))
+    }
+  }
+  return flat
+}
+
+/** Bytes of a body chunk as Node writes it. */
+function toBuffer (chunk, encoding) {
+  if (chunk == null) return null
+  if (Buffer.isBuffer(chunk)) return chunk
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  return Buffer.from(String(chunk), typeof encoding === 'string' ? encoding : 'utf8')
+}
+
+/** Complete a lease, honouring a user `storeStatus`; a Promise or undefined. */
+function complete (lease, status, storeStatus) {
+  return lease.complete(storeStatus ? Boolean(storeStatus(status)) : undefined)
+}
+
+module.exports = { createEngine, splitTarget, flatHeaders, toBuffer, complete }
