@@ -7,7 +7,7 @@ export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: demo test lint fixtures toolchain bench-stores bench-python python-env
+.PHONY: demo test lint fixtures toolchain bench-stores bench-python python-env node-env
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
@@ -17,8 +17,12 @@ demo: toolchain
 ## test: formatting, clippy, then every test in the workspace against real Redis, Redis
 ## Cluster and PostgreSQL (throwaway servers unless REDIS_URL, REDIS_CLUSTER_URLS and
 ## DATABASE_URL are set)
-test: toolchain lint fixtures python-env
+test: toolchain lint fixtures python-env node-env
 	scripts/with-services.sh scripts/test-all.sh
+
+## node-env: node/node_modules and the debug addon node/idempo.node
+node-env: toolchain
+	scripts/node-env.sh
 
 ## python-env: the virtualenv (.venv) with the idempo package built from source
 python-env: toolchain
@@ -29,7 +33,7 @@ lint: toolchain
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## fixtures: build every conformance fixture app (tests/fixtures/apps.json)
-fixtures: toolchain python-env
+fixtures: toolchain python-env node-env
 	cargo build -p idempo-fixture
 
 toolchain:

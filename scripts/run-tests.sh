@@ -6,11 +6,14 @@ label="$1"; shift
 log=$(mktemp)
 "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-# cargo's "test result: ok. N passed; M failed" lines, or pytest's "N passed, M failed".
+# cargo's "test result: ok. N passed; M failed" lines, pytest's "N passed, M failed", or
+# node's "# pass N" / "# fail N".
 read -r passed failed < <(awk '
   /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
   /^[0-9]+ (passed|failed)/ || /^=+ .*(passed|failed).* =+$/ || /^[0-9]+ passed,/ {
     for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed,?$/) p += $(i-1); if ($(i) ~ /^failed,?$/) f += $(i-1); if ($(i) ~ /^errors?,?$/) f += $(i-1) } }
+  /^# pass [0-9]+$/ { p += $3 }
+  /^# fail [0-9]+$/ { f += $3 }
   END { print p+0, f+0 }' "$log")
 rm -f "$log"
 echo

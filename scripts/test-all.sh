@@ -16,6 +16,7 @@ run() { # run LABEL COMMAND...
 }
 run rust cargo test --workspace
 run python "$venv/bin/python" -m pytest python/idempo_tests -q -p no:cacheprovider
+run node bash -c 'cd node && node --test test/*.test.js'
 echo
 echo "== summary"
 passed=0; failed=0

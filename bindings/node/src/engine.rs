@@ -327,7 +327,9 @@ impl Lease {
         let mut map = HeaderMap::new();
         for pair in headers.chunks_exact(2) {
             // A header HTTP cannot carry is not one to replay.
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(pair[0].as_bytes()), HeaderValue::from_bytes(&latin1_bytes(&pair[1]))) {
+            if let (Ok(n), Ok(v)) =
+                (HeaderName::from_bytes(pair[0].as_bytes()), HeaderValue::from_bytes(&latin1_bytes(&pair[1])))
+            {
                 map.append(n, v);
             }
         }

@@ -1,0 +1,21 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { EngineOptions, IdempotencyStats, Store } from './index'
+
+export interface FastifyIdempotencyOptions extends EngineOptions {
+  /** The store; default a new MemoryStore. */
+  store?: Store
+  /** The namespace a request's key lives in (B5): a tenant or user id. */
+  scope?: (request: FastifyRequest) => string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Added by the idempo plugin. */
+    idempotency: { stats (): IdempotencyStats }
+  }
+}
+
+/** Fastify plugin: `await fastify.register(idempotency, { store })`. */
+declare const idempotency: FastifyPluginAsync<FastifyIdempotencyOptions>
+export default idempotency
+export { idempotency }

@@ -1,0 +1,121 @@
+'use strict'
+// Bad input and broken stores: typed errors with a `code`, problem responses at request
+// time, never an unhandled rejection or a crash.
+const { test, after } = require('node:test')
+const assert = require('node:assert/strict')
+const net = require('node:net')
+const http = require('node:http')
+const { spawn } = require('node:child_process')
+const express = require('express')
+const { MemoryStore, RedisStore, PostgresStore, IdempoError, ConfigurationError, StoreUnavailableError } = require('..')
+const { idempotency } = require('../express')
+const { key, post } = require('./helpers')
+
+const unhandled = []
+process.on('unhandledRejection', (err) => unhandled.push(err))
+after(() => assert.deepEqual(unhandled, [], 'no unhandled rejections'))
+
+function freePort () {
+  return new Promise(resolve => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) }) })
+}
+
+test('unreachable stores reject with a typed error carrying a code', async () => {
+  const port = await freePort()
+  for (const connect of [() => RedisStore.connect(`redis://127.0.0.1:${port}`), () => PostgresStore.connect(`postgres://postgres@127.0.0.1:${port}/postgres`), () => RedisStore.connect('not a url')]) {
+    await assert.rejects(connect(), (err) => {
+      assert.ok(err instanceof StoreUnavailableError && err instanceof IdempoError && err instanceof Error)
+      assert.equal(err.code, 'IDEMPO_STORE_UNAVAILABLE')
+      return true
+    })
+  }
+  assert.throws(() => new RedisStore(), TypeError)
+})
+
+test('invalid options throw ConfigurationError with a code naming the option', () => {
+  for (const [options, word] of [
+    [{ onStoreError: 'sometimes' }, 'onStoreError'],
+    [{ header: 'bad header' }, 'header'],
+    [{ leaseTtl: -1 }, 'leaseTtl'],
+    [{ methods: ['PO ST'] }, 'methods'],
+    [{ store: 'redis://x' }, 'store'],
+    [{ scope: 'tenant' }, 'scope'],
+    [{ storeStatus: 500 }, 'storeStatus']
+  ]) {
+    assert.throws(() => idempotency(options), (err) => {
+      assert.ok(err instanceof ConfigurationError, `${word}: ${err}`)
+      assert.equal(err.code, 'IDEMPO_CONFIG')
+      assert.match(err.message, new RegExp(word))
+      return true
+    })
+  }
+})
+
+function ownRedis () {
+  return freePort().then(port => new Promise((resolve, reject) => {
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    proc.on('error', reject)
+    const tryConnect = (n) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve({ port, proc }) })
+      s.on('error', () => n > 0 ? setTimeout(() => tryConnect(n - 1), 50) : reject(new Error('redis-server did not start')))
+    }
+    tryConnect(100)
+  }))
+}
+
+for (const policy of ['failClosed', 'failOpen']) {
+  test(`B16: a store that goes down answers per onStoreError (${policy})`, async () => {
+    const { port, proc } = await ownRedis()
+    const app = express()
+    const mw = idempotency({ store: await RedisStore.connect(`redis://127.0.0.1:${port}`), onStoreError: policy })
+    app.use(mw)
+    app.post('/pay', express.text({ type: '*/*' }), (req, res) => res.status(201).send(req.body))
+    const server = await new Promise(resolve => { const s = app.listen(0, '127.0.0.1', () => resolve(s)) })
+    const base = `http://127.0.0.1:${server.address().port}`
+    try {
+      assert.equal((await post(base, '/pay', key(), 'x')).status, 201)
+      proc.kill('SIGKILL')
+      await new Promise(resolve => proc.once('exit', resolve))
+      const r = await post(base, '/pay', key(), 'body', { 'content-type': 'text/plain' })
+      if (policy === 'failClosed') {
+        assert.equal(r.status, 503)
+        assert.equal(JSON.parse(r.text).code, 'store-unavailable')
+        assert.equal(r.headers.get('retry-after'), '1')
+      } else {
+        assert.equal(r.status, 201)
+        assert.equal(r.text, 'body', 'fail open runs the handler with its body')
+      }
+      assert.equal(mw.stats().storeErrors, 1)
+    } finally {
+      server.closeAllConnections()
+      server.close()
+      proc.kill('SIGKILL')
+    }
+  })
+}
+
+test('hostile input: bad keys, huge keys, aborted bodies never crash the process', async () => {
+  const app = express()
+  app.use(idempotency({ store: new MemoryStore() }))
+  app.post('/pay', express.text({ type: '*/*' }), (req, res) => res.status(201).send('ok'))
+  const server = await new Promise(resolve => { const s = app.listen(0, '127.0.0.1', () => resolve(s)) })
+  const base = `http://127.0.0.1:${server.address().port}`
+  try {
+    for (const bad of ['a'.repeat(10000), '"' + '\\'.repeat(51) + '"', '"\u00e9"', '""']) {
+      const r = await post(base, '/pay', bad, 'x')
+      assert.equal(r.status, 400)
+      assert.equal(JSON.parse(r.text).code, 'invalid-key')
+    }
+    // A client that sends half its declared body and disconnects.
+    await new Promise((resolve) => {
+      const req = http.request(`${base}/pay`, { method: 'POST', headers: { 'idempotency-key': 'half', 'content-length': '100' } })
+      req.on('error', () => resolve())
+      req.write('only a few bytes')
+      setTimeout(() => { req.destroy(); resolve() }, 100)
+    })
+    // The key was never claimed: it runs normally afterwards.
+    assert.equal((await post(base, '/pay', 'half', 'x')).status, 201)
+  } finally {
+    server.closeAllConnections()
+    server.close()
+  }
+})

@@ -1,0 +1,74 @@
+'use strict'
+// While a Redis or PostgreSQL call is in flight the event loop keeps running: the store
+// is made to stall (Redis CLIENT PAUSE; a PostgreSQL table lock held by another session)
+// and an interval timer must keep firing through the stall.
+const { test } = require('node:test')
+const assert = require('node:assert/strict')
+const net = require('node:net')
+const { spawn, execSync } = require('node:child_process')
+const { RedisStore, PostgresStore } = require('..')
+const native = require('../lib/native')
+const { NATIVE } = require('../lib/stores')
+const { key, env } = require('./helpers')
+
+const STALL = 600
+
+function redisCommand (url, ...args) {
+  const u = new URL(url)
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(u.port || 6379), u.hostname, () => {
+      socket.write(`*${args.length}\r\n` + args.map(a => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''))
+    })
+    socket.once('data', (d) => { socket.end(); resolve(d.toString()) })
+    socket.once('error', reject)
+  })
+}
+
+async function ticksDuring (call) {
+  let ticks = 0
+  let maxGap = 0
+  let last = Date.now()
+  const timer = setInterval(() => { ticks++; const now = Date.now(); maxGap = Math.max(maxGap, now - last); last = now }, 10)
+  const started = Date.now()
+  try {
+    await call()
+  } finally {
+    clearInterval(timer)
+  }
+  return { ticks, maxGap, elapsed: Date.now() - started }
+}
+
+async function beginWithNewKey (store) {
+  const engine = new native.Engine(store[NATIVE])
+  const pending = engine.check('POST', '/pay', '', ['Idempotency-Key', key('loop')])
+  assert.ok(pending instanceof native.Pending)
+  const decided = pending.begin(Buffer.from('{}'))
+  assert.ok(decided instanceof Promise, 'a networked store answers through a Promise')
+  const lease = await decided
+  assert.ok(lease instanceof native.Lease)
+  await lease.release()
+}
+
+test('the event loop keeps running while Redis is paused', async () => {
+  const url = env('REDIS_URL', 'Redis')
+  const store = await RedisStore.connect(url)
+  assert.match(await redisCommand(url, 'CLIENT', 'PAUSE', String(STALL), 'ALL'), /^\+OK/)
+  const { ticks, maxGap, elapsed } = await ticksDuring(() => beginWithNewKey(store))
+  assert.ok(elapsed >= STALL * 0.8, `the claim was not held up by the pause (${elapsed} ms)`)
+  assert.ok(ticks >= 20 && maxGap < 200, `the event loop was blocked: ${ticks} ticks, max gap ${maxGap} ms`)
+})
+
+test('the event loop keeps running while PostgreSQL holds a lock', async () => {
+  const url = env('DATABASE_URL', 'PostgreSQL')
+  const store = await PostgresStore.connect(url)
+  const psql = execSync('command -v psql || ls /usr/lib/postgresql/*/bin/psql | tail -n 1', { shell: '/bin/bash' }).toString().trim()
+  const locker = spawn(psql, [url, '-q', '-c', `BEGIN; LOCK TABLE idempo_records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(${STALL / 1000}); COMMIT;`], { stdio: 'ignore' })
+  try {
+    await new Promise(resolve => setTimeout(resolve, 150))
+    const { ticks, maxGap, elapsed } = await ticksDuring(() => beginWithNewKey(store))
+    assert.ok(elapsed >= (STALL - 150) * 0.7, `the claim was not held up by the lock (${elapsed} ms)`)
+    assert.ok(ticks >= 15 && maxGap < 200, `the event loop was blocked: ${ticks} ticks, max gap ${maxGap} ms`)
+  } finally {
+    await new Promise(resolve => locker.exitCode !== null ? resolve() : locker.once('exit', resolve))
+  }
+})
