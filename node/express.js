@@ -5,24 +5,29 @@
 // back on the request stream, so body parsers mounted after this middleware read it as
 // if nothing happened. Mounted after a body parser, the parsed body is used instead
 // (exact bytes for express.raw()/express.text(); JSON.stringify of req.body otherwise).
-// The response is recorded by wrapping res.writeHead/res.write/res.end (streaming keeps
-// working: every chunk goes out as it is written) and stored before the final chunk is
-// sent, so a client retrying at once finds the replay.
+// The response is recorded by wrapping res.writeHead/res.write/res.end (lib/record.js:
+// streaming keeps working) and stored before the final chunk is sent, so a client
+// retrying at once finds the replay.
 const native = require('./lib/native')
-const { createEngine, splitTarget, flatHeaders, toBuffer, complete } = require('./lib/engine')
+const { createEngine } = require('./lib/engine')
+const { record } = require('./lib/record')
 const { typed } = require('./lib/errors')
 
 const TOO_LARGE = Symbol('too large')
 const ABORTED = Symbol('aborted')
 
 function idempotency (options) {
-  const { engine, scope, storeStatus } = createEngine(options)
+  const { engine, scope, storeStatus, covers, headersOf } = createEngine(options)
+  let skipped = 0 // requests whose method is not covered, added to stats().bypassed
 
   function idempotencyMiddleware (req, res, next) {
-    const [path, query] = splitTarget(req.originalUrl || req.url)
+    if (!covers(req.method)) {
+      skipped++
+      return next()
+    }
     let checked
     try {
-      checked = engine.check(req.method, path, query, req.rawHeaders)
+      checked = engine.check(req.method, req.originalUrl || req.url, headersOf(req.headers))
     } catch (err) {
       return next(typed(err))
     }
@@ -47,7 +52,11 @@ function idempotency (options) {
     }
   }
 
-  idempotencyMiddleware.stats = () => engine.stats()
+  idempotencyMiddleware.stats = () => {
+    const stats = engine.stats()
+    stats.bypassed += skipped
+    return stats
+  }
   return idempotencyMiddleware
 }
 
@@ -104,62 +113,6 @@ function readBody (req, limit, done) {
   req.on('readable', onReadable)
   req.on('error', onError)
   req.on('close', onClose)
-}
-
-/** Wrap the response so each chunk is kept by the lease as it goes out. */
-function record (res, lease, storeStatus) {
-  const { writeHead, write, end } = res
-  let started = false
-  const start = (status, headers) => {
-    if (!started) {
-      started = true
-      lease.start(status, headers)
-    }
-  }
-
-  res.writeHead = function (statusCode, reason, headers) {
-    if (lease.active && !started) {
-      const extra = typeof reason === 'string' ? headers : reason
-      const merged = { ...this.getHeaders() }
-      if (Array.isArray(extra)) {
-        const flat = Array.isArray(extra[0]) ? extra.flat() : extra
-        for (let i = 0; i + 1 < flat.length; i += 2) merged[String(flat[i]).toLowerCase()] = flat[i + 1]
-      } else if (extra) {
-        for (const k of Object.keys(extra)) merged[k.toLowerCase()] = extra[k]
-      }
-      start(statusCode, flatHeaders(merged))
-    }
-    return writeHead.apply(this, arguments)
-  }
-
-  res.write = function (chunk, encoding, cb) {
-    if (lease.active) {
-      start(this.statusCode, flatHeaders(this.getHeaders()))
-      const buf = toBuffer(chunk, encoding)
-      if (buf) lease.push(buf)
-    }
-    return write.apply(this, arguments)
-  }
-
-  res.end = function (chunk, encoding, cb) {
-    if (!lease.active) return end.apply(this, arguments)
-    start(this.statusCode, flatHeaders(this.getHeaders()))
-    const buf = typeof chunk === 'function' ? null : toBuffer(chunk, encoding)
-    if (buf) lease.push(buf)
-    const args = arguments
-    const stored = complete(lease, this.statusCode, storeStatus)
-    if (stored instanceof Promise) {
-      // The final chunk waits for the store, so an immediate retry sees the replay.
-      stored.then(() => end.apply(this, args), () => end.apply(this, args))
-      return this
-    }
-    return end.apply(this, args)
-  }
-
-  // The client went away before the response was complete: a retry must run again.
-  res.on('close', () => {
-    if (lease.active) lease.release()
-  })
 }
 
 module.exports = { idempotency }

@@ -24,13 +24,42 @@ function createEngine (options = {}) {
   } catch (err) {
     throw typed(err)
   }
-  return { engine, scope, storeStatus }
+  return { engine, scope, storeStatus, covers: coverage(engine), headersOf: headerPicker(engine) }
 }
 
-/** The raw path and query of a request target. */
-function splitTarget (url) {
-  const q = url.indexOf('?')
-  return q === -1 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)]
+/**
+ * The request headers the engine reads, as `[name, value, …]`, taken from Node's parsed
+ * `headers` object: only those few cross into native code. A repeated header arrives
+ * joined with ", " and is refused as a list, as a repeated key must be (B3).
+ */
+function headerPicker (engine) {
+  const names = engine.requestHeadersRead()
+  return (headers) => {
+    const picked = []
+    for (const name of names) {
+      const value = headers[name]
+      if (value === undefined) continue
+      if (Array.isArray(value)) for (const v of value) picked.push(name, v)
+      else picked.push(name, value)
+    }
+    return picked
+  }
+}
+
+/**
+ * `engine.covers(method)` (B1), remembered per method: the answer is the core's, asked
+ * once per method, so a request that is not covered does not cross into native code.
+ */
+function coverage (engine) {
+  const known = new Map()
+  return (method) => {
+    let covered = known.get(method)
+    if (covered === undefined) {
+      covered = engine.covers(method)
+      known.set(method, covered)
+    }
+    return covered
+  }
 }
 
 /** Response headers as `[name, value, …]` from `getHeaders()`. */
@@ -60,4 +89,4 @@ function complete (lease, status, storeStatus) {
   return lease.complete(storeStatus ? Boolean(storeStatus(status)) : undefined)
 }
 
-module.exports = { createEngine, splitTarget, flatHeaders, toBuffer, complete }
+module.exports = { createEngine, flatHeaders, toBuffer, complete }

@@ -164,7 +164,7 @@ eachApp(test, 'B15: problem documents carry a stable type URI', async ({ base })
 
 eachApp(test, 'B19: stats count every outcome', async ({ base, stats }) => {
   const k = key('b19')
-  await request(base, 'GET', '/counter')
+  await post(base, '/echo', undefined, 'x')
   await post(base, '/echo', k, 'x')
   await post(base, '/echo', k, 'x')
   await post(base, '/echo', k, 'y')

@@ -142,35 +142,49 @@ impl Engine {
         Ok(Engine { idem, read })
     }
 
-    /// Look at a request head. `raw_headers` is Node's `req.rawHeaders` (`[name, value, …]`).
-    /// Returns `null` (pass through), a `Reply`, or a `Pending`.
+    /// Look at a request head. `url` is the request target as received (`/path?query`);
+    /// `headers` is `[name, value, …]`: Node's `req.rawHeaders`, or only the headers named
+    /// by `requestHeadersRead()`. Returns `null` (pass through), a `Reply`, or a `Pending`.
     #[napi(ts_return_type = "Pending | Reply | null")]
-    pub fn check(
-        &self,
-        method: String,
-        path: String,
-        query: String,
-        raw_headers: Array,
-    ) -> Result<Either<Either<Pending, Reply>, Null>> {
+    pub fn check(&self, method: String, url: String, headers: Array) -> Result<Either<Either<Pending, Reply>, Null>> {
         if !self.idem.covers(&method) {
             self.idem.bypass();
             return Ok(Either::B(Null));
         }
         let mut read: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut i = 0;
-        while i + 1 < raw_headers.len() {
-            let name: String = raw_headers.get(i).map_err(crate::error::napi)?.unwrap_or_default();
+        while i + 1 < headers.len() {
+            let name: String = headers.get(i).map_err(crate::error::napi)?.unwrap_or_default();
             if self.read.iter().any(|n| n.as_str().eq_ignore_ascii_case(&name)) {
-                let value: String = raw_headers.get(i + 1).map_err(crate::error::napi)?.unwrap_or_default();
+                let value: String = headers.get(i + 1).map_err(crate::error::napi)?.unwrap_or_default();
                 read.push((name.into_bytes(), latin1_bytes(&value)));
             }
             i += 2;
         }
-        Ok(match self.idem.check(&method, &latin1_bytes(&path), &latin1_bytes(&query), &read[..]) {
+        let target = latin1_bytes(&url);
+        let (path, query) = match target.iter().position(|&b| b == b'?') {
+            Some(q) => (&target[..q], &target[q + 1..]),
+            None => (&target[..], &[][..]),
+        };
+        Ok(match self.idem.check(&method, path, query, &read[..]) {
             Check::Bypass => Either::B(Null),
             Check::Respond(res) => Either::A(Either::B(reply(res))),
             Check::Proceed(p) => Either::A(Either::A(Pending { inner: Some(p) })),
         })
+    }
+
+    /// The request headers `check` reads (lower case): the key header, content-length,
+    /// authorization, cookie and the fingerprinted headers. Passing only these is enough.
+    #[napi]
+    pub fn request_headers_read(&self) -> Vec<String> {
+        self.read.iter().map(|n| n.as_str().to_owned()).collect()
+    }
+
+    /// Whether requests with `method` are covered (B1). The integrations ask once per
+    /// method; Fastify attaches its hook only to routes with a covered method.
+    #[napi]
+    pub fn covers(&self, method: String) -> bool {
+        self.idem.covers(&method.to_ascii_uppercase())
     }
 
     /// The counters (B19).

@@ -1,0 +1,63 @@
+'use strict'
+// Recording a response for a lease by wrapping the Node response object: writeHead,
+// write and end (the way expressjs/compression does), so streaming keeps working: every
+// chunk goes out as it is written, while the lease keeps a copy. Used by the Express
+// middleware and the Fastify plugin alike.
+const { flatHeaders, toBuffer, complete } = require('./engine')
+
+function record (res, lease, storeStatus) {
+  const { writeHead, write, end } = res
+  let started = false
+  const start = (status, headers) => {
+    if (!started) {
+      started = true
+      lease.start(status, headers)
+    }
+  }
+
+  res.writeHead = function (statusCode, reason, headers) {
+    if (lease.active && !started) {
+      const extra = typeof reason === 'string' ? headers : reason
+      const merged = { ...this.getHeaders() }
+      if (Array.isArray(extra)) {
+        const flat = Array.isArray(extra[0]) ? extra.flat() : extra
+        for (let i = 0; i + 1 < flat.length; i += 2) merged[String(flat[i]).toLowerCase()] = flat[i + 1]
+      } else if (extra) {
+        for (const k of Object.keys(extra)) merged[k.toLowerCase()] = extra[k]
+      }
+      start(statusCode, flatHeaders(merged))
+    }
+    return writeHead.apply(this, arguments)
+  }
+
+  res.write = function (chunk, encoding, cb) {
+    if (lease.active) {
+      start(this.statusCode, flatHeaders(this.getHeaders()))
+      const buf = toBuffer(chunk, encoding)
+      if (buf) lease.push(buf)
+    }
+    return write.apply(this, arguments)
+  }
+
+  res.end = function (chunk, encoding, cb) {
+    if (!lease.active) return end.apply(this, arguments)
+    start(this.statusCode, flatHeaders(this.getHeaders()))
+    const buf = typeof chunk === 'function' ? null : toBuffer(chunk, encoding)
+    if (buf) lease.push(buf)
+    const args = arguments
+    const stored = complete(lease, this.statusCode, storeStatus)
+    if (stored instanceof Promise) {
+      // The final chunk waits for the store, so an immediate retry sees the replay.
+      stored.then(() => end.apply(this, args), () => end.apply(this, args))
+      return this
+    }
+    return end.apply(this, args)
+  }
+
+  // The client went away before the response was complete: a retry must run again.
+  res.on('close', () => {
+    if (lease.active) lease.release()
+  })
+}
+
+module.exports = { record }
