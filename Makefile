@@ -7,7 +7,7 @@ export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: demo test lint fixtures toolchain bench-stores bench-python python-env node-env
+.PHONY: demo test lint fixtures toolchain bench-stores bench-python bench-node python-env node-env
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
@@ -48,3 +48,8 @@ bench-stores: toolchain
 ## against the bare app (release build in .venv-bench; not part of make test)
 bench-python: toolchain
 	scripts/bench-python.sh
+
+## bench-node: the Express/Fastify middleware's own cost in-process, and wrk throughput
+## against the bare apps (release addon; not part of make test)
+bench-node: toolchain
+	scripts/bench-node.sh

@@ -13,11 +13,11 @@ rps() { # rps APP WRAPPED
   wrk -t1 -c32 -d6s ${WRK_ARGS:-} "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}'
   kill $pid; wait $pid 2>/dev/null || true
 }
-# Two cores serve both wrk and the app, so single runs vary by several percent: five
-# alternating rounds, and the median of each side.
+# Two cores serve both wrk and the app, so single runs vary by several percent:
+# ROUNDS (default 5) alternating rounds, and the median of each side.
 for app in ${APPS:-express fastify}; do
   bare=(); with=()
-  for round in 1 2 3 4 5; do
+  for round in $(seq ${ROUNDS:-5}); do
     bare+=("$(rps $app 0)"); with+=("$(rps $app "${WITH:-1}")")
     echo "$app round $round: bare ${bare[-1]} req/s, with idempo (passthrough) ${with[-1]} req/s"
   done

@@ -41,14 +41,15 @@ function fakeRes () {
 async function express () {
   const mw = idempotency({ store: new MemoryStore({ maxEntries: 10_000_000 }) })
   const rawHeaders = ['Host', 'api.example.com', 'Content-Type', 'application/json', 'Content-Length', '15', 'User-Agent', 'bench', 'Accept', '*/*']
-  const get = { method: 'GET', url: '/charges', originalUrl: '/charges', rawHeaders }
+  const headers = { host: 'api.example.com', 'content-type': 'application/json', 'content-length': '15', 'user-agent': 'bench', accept: '*/*' }
+  const get = { method: 'GET', url: '/charges', originalUrl: '/charges', rawHeaders, headers }
   const noop = () => {}
   const bare = await perCall(() => noop(get, fakeRes(), noop))
   const passthrough = await perCall(() => mw(get, fakeRes(), noop)) - bare
-  const unkeyedReq = { method: 'POST', url: '/charges', originalUrl: '/charges', rawHeaders }
+  const unkeyedReq = { method: 'POST', url: '/charges', originalUrl: '/charges', rawHeaders, headers }
   const passthroughPost = await perCall(() => mw(unkeyedReq, fakeRes(), noop)) - bare
   const body = Buffer.from('{"amount":4200}')
-  const keyed = () => ({ method: 'POST', url: '/charges', originalUrl: '/charges', rawHeaders: [...rawHeaders, 'Idempotency-Key', 'replayed-key'], _body: true, body })
+  const keyed = () => ({ method: 'POST', url: '/charges', originalUrl: '/charges', rawHeaders: [...rawHeaders, 'Idempotency-Key', 'replayed-key'], headers: { ...headers, 'idempotency-key': 'replayed-key' }, _body: true, body })
   // Store the response once, so every later call is a replay.
   await new Promise(resolve => {
     const res = { ...fakeRes(), statusCode: 201, end: resolve }
