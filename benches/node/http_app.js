@@ -1,6 +1,8 @@
 'use strict'
 // One app for the loopback load test: APP=express|fastify, WRAPPED=1 adds idempotency
-// (memory store). GET / answers a small JSON body.
+// (memory store). GET / and POST / answer a small JSON body. For profiling Express,
+// WRAPPED=noop adds an empty middleware, WRAPPED=load only loads idempo, WRAPPED=covers
+// makes one native call per request (engine.covers), WRAPPED=check one engine.check.
 const path = require('node:path')
 const node = path.join(__dirname, '..', '..', 'node')
 const { MemoryStore } = require(node)
@@ -15,12 +17,18 @@ async function main () {
     if (wrapped) app.use(require(path.join(node, 'express')).idempotency({ store: new MemoryStore() }))
     if (noop) app.use((req, res, next) => next())
     if (process.env.WRAPPED === 'load') { require(path.join(node, 'express')); app.use((req, res, next) => next()) }
+    if (process.env.WRAPPED === 'covers') {
+      const native = require(path.join(node, 'lib', 'native'))
+      const { NATIVE } = require(path.join(node, 'lib', 'stores'))
+      const engine = new native.Engine(new MemoryStore()[NATIVE])
+      app.use((req, res, next) => { engine.covers(req.method); next() })
+    }
     if (process.env.WRAPPED === 'check') {
       const { idempotency } = require(path.join(node, 'express'))
       const native = require(path.join(node, 'lib', 'native'))
       const { NATIVE } = require(path.join(node, 'lib', 'stores'))
       const engine = new native.Engine(new MemoryStore()[NATIVE])
-      app.use((req, res, next) => { engine.check(req.method, req.url, '', req.rawHeaders); next() })
+      app.use((req, res, next) => { engine.check(req.method, req.url, []); next() })
       void idempotency
     }
     app.get('/', (req, res) => res.json({ ok: true }))
