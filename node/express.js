@@ -17,7 +17,7 @@ const TOO_LARGE = Symbol('too large')
 const ABORTED = Symbol('aborted')
 
 function idempotency (options) {
-  const { engine, scope, storeStatus, covers, headersOf } = createEngine(options)
+  const { engine, scope, storeStatus, covers, headersOf, needsCheck } = createEngine(options)
   let skipped = 0 // requests whose method is not covered, added to stats().bypassed
 
   function idempotencyMiddleware (req, res, next) {
@@ -25,6 +25,7 @@ function idempotency (options) {
       skipped++
       return next()
     }
+    if (!needsCheck(req.headers)) return next()
     let checked
     try {
       checked = engine.check(req.method, req.originalUrl || req.url, headersOf(req.headers))
@@ -53,6 +54,7 @@ function idempotency (options) {
   }
 
   idempotencyMiddleware.stats = () => {
+    needsCheck.flush()
     const stats = engine.stats()
     stats.bypassed += skipped
     return stats

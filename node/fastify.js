@@ -16,12 +16,13 @@ const { typed } = require('./lib/errors')
 const TOO_LARGE = Symbol('too large')
 
 async function idempotencyPlugin (fastify, options) {
-  const { engine, scope, storeStatus, covers, headersOf } = createEngine(options)
-  fastify.decorate('idempotency', { stats: () => engine.stats() })
+  const { engine, scope, storeStatus, covers, headersOf, needsCheck } = createEngine(options)
+  fastify.decorate('idempotency', { stats: () => { needsCheck.flush(); return engine.stats() } })
 
   // A callback-style hook (cheaper than an async one), returning at once for requests
   // without a key. It runs for every request on the route, with or without a body.
   function idempoPreParsing (request, reply, payload, done) {
+    if (!needsCheck(request.headers)) return done(null, payload)
     let checked
     try {
       checked = engine.check(request.raw.method, request.raw.url, headersOf(request.headers))

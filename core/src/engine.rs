@@ -126,6 +126,14 @@ impl Idempotency {
         self.engine.config.methods.iter().any(|m| m.as_str() == method)
     }
 
+    /// B4 as data, for bindings that answer without a native call when they can: a covered
+    /// request that lacks this header passes through untouched. `None` when keys are
+    /// required (such a request gets a 400 from [`Idempotency::check`]).
+    pub fn passes_without(&self) -> Option<&HeaderName> {
+        let cfg = &self.engine.config;
+        (!cfg.required).then_some(&cfg.header)
+    }
+
     /// Count a request that is not covered, as [`Idempotency::check`] would.
     pub fn bypass(&self) -> Check {
         Stats::inc(&self.engine.stats.bypassed);

@@ -24,7 +24,35 @@ function createEngine (options = {}) {
   } catch (err) {
     throw typed(err)
   }
-  return { engine, scope, storeStatus, covers: coverage(engine), headersOf: headerPicker(engine) }
+  return { engine, scope, storeStatus, covers: coverage(engine), headersOf: headerPicker(engine), needsCheck: keyFilter(engine) }
+}
+
+/**
+ * Whether a request must go to `engine.check` at all. The core says (B4, as data) which
+ * header a covered request needs for anything to happen; without it the request passes
+ * through, counted, with no native call. When keys are required every request is checked.
+ */
+function keyFilter (engine) {
+  const header = engine.passesWithout()
+  let skipped = 0
+  let flushing = false
+  const needsCheck = (headers) => {
+    if (header === null || headers[header] !== undefined) return true
+    skipped++
+    if (!flushing) {
+      // Count in batches: one native call per tick, not per request.
+      flushing = true
+      setImmediate(flush)
+    }
+    return false
+  }
+  const flush = () => {
+    flushing = false
+    if (skipped) engine.countBypassed(skipped)
+    skipped = 0
+  }
+  needsCheck.flush = flush
+  return needsCheck
 }
 
 /**

@@ -180,6 +180,22 @@ impl Engine {
         self.read.iter().map(|n| n.as_str().to_owned()).collect()
     }
 
+    /// The header without which a covered request passes through untouched (B4, lower
+    /// case), or `null` when keys are required. The integrations skip the native call for
+    /// requests without it.
+    #[napi]
+    pub fn passes_without(&self) -> Option<String> {
+        self.idem.passes_without().map(|h| h.as_str().to_owned())
+    }
+
+    /// Count `n` requests the integration passed through without calling `check`.
+    #[napi]
+    pub fn count_bypassed(&self, n: u32) {
+        for _ in 0..n {
+            self.idem.bypass();
+        }
+    }
+
     /// Whether requests with `method` are covered (B1). The integrations ask once per
     /// method; Fastify attaches its hook only to routes with a covered method.
     #[napi]
