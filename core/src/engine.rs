@@ -348,3 +348,21 @@ impl Engine {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn b4_passes_without_names_the_key_header_unless_required() {
+        let optional = Idempotency::builder(MemoryStore::new()).header("X-Key").build();
+        assert_eq!(optional.passes_without().map(HeaderName::as_str), Some("x-key"));
+        // And it is true: a covered request without that header is passed through.
+        let none: &[(&str, &str)] = &[("content-type", "text/plain")];
+        assert!(matches!(optional.check("POST", b"/", b"", none), Check::Bypass));
+        let required = Idempotency::builder(MemoryStore::new()).required(true).build();
+        assert_eq!(required.passes_without(), None);
+        assert!(matches!(required.check("POST", b"/", b"", none), Check::Respond(_)));
+    }
+}
