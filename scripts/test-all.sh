@@ -17,6 +17,7 @@ run() { # run LABEL COMMAND...
 run rust cargo test --workspace
 run python "$venv/bin/python" -m pytest python/idempo_tests -q -p no:cacheprovider
 run node bash -c 'cd node && node --test test/*.test.js'
+run conformance "$venv/bin/python" tests/conformance/driver.py --matrix
 echo
 echo "== summary"
 passed=0; failed=0

@@ -61,21 +61,44 @@ impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
 }
 
 /// Why a request body could not be buffered.
-pub(crate) enum ReadError {
-    TooLarge,
+pub(crate) enum ReadError<B> {
+    /// Over the limit; the rest of the body.
+    TooLarge(B),
     Failed(String),
 }
 
+/// How much of a refused body is read (and thrown away) so the client sees the 413: HTTP/1
+/// clients usually send the whole body before reading the answer, and closing on unread
+/// data resets the connection. Past this the connection is simply closed.
+pub(crate) const DRAIN_LIMIT: u64 = 8 << 20;
+
+/// Read and discard up to `limit` bytes of `body`.
+pub(crate) async fn drain<B: Body>(body: B, limit: u64) {
+    if body.size_hint().lower() > limit {
+        return;
+    }
+    let mut body = std::pin::pin!(body);
+    let mut read = 0u64;
+    while let Some(Ok(frame)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        if let Some(data) = frame.data_ref() {
+            read += data.remaining() as u64;
+            if read > limit {
+                return;
+            }
+        }
+    }
+}
+
 /// Buffer a request body, refusing it as soon as it passes `limit` (B7).
-pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadError>
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadError<Pin<Box<B>>>>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let mut body = Box::pin(body);
     if body.size_hint().lower() > limit as u64 {
-        return Err(ReadError::TooLarge);
+        return Err(ReadError::TooLarge(body));
     }
-    let mut body = std::pin::pin!(body);
     let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
@@ -84,7 +107,7 @@ where
         let Ok(mut data) = frame.into_data() else { continue };
         let total = first.as_ref().map_or(0, Bytes::len) + buf.len() + data.len();
         if total > limit {
-            return Err(ReadError::TooLarge);
+            return Err(ReadError::TooLarge(body));
         }
         // The common case is one chunk: keep it without copying.
         match first.take() {

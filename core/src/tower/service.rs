@@ -5,7 +5,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 
-use super::body::{ReadError, Recorder, RequestBody, ResponseBody, read_body};
+use super::body::{DRAIN_LIMIT, ReadError, Recorder, RequestBody, ResponseBody, drain, read_body};
 use super::future::ResponseFuture;
 use crate::engine::{Check, Decision, Idempotency};
 
@@ -59,6 +59,14 @@ where
                     self.inner.call(Request::from_parts(parts, RequestBody::inner(body))),
                 );
             }
+            // A 413 is answered after reading what is left of a modest body, so the client,
+            // still sending, can read the answer before the connection closes.
+            Check::Respond(res) if res.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return ResponseFuture::idempotent(Box::pin(async move {
+                    drain(body, DRAIN_LIMIT).await;
+                    Ok(res.map(ResponseBody::full))
+                }));
+            }
             Check::Respond(res) => return ResponseFuture::ready(res),
             Check::Proceed(pending) => pending,
         };
@@ -71,7 +79,10 @@ where
         ResponseFuture::idempotent(Box::pin(async move {
             let bytes = match read_body(body, pending.body_limit()).await {
                 Ok(bytes) => bytes,
-                Err(ReadError::TooLarge) => return Ok(pending.too_large().map(ResponseBody::full)),
+                Err(ReadError::TooLarge(rest)) => {
+                    drain(rest, DRAIN_LIMIT).await;
+                    return Ok(pending.too_large().map(ResponseBody::full));
+                }
                 Err(ReadError::Failed(reason)) => return Ok(pending.unreadable(&reason).map(ResponseBody::full)),
             };
             let lease = match pending.begin(&bytes).await {
