@@ -184,18 +184,41 @@ def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> 
 STORE_ENV = {"memory": lambda: "memory", "redis": lambda: os.environ["REDIS_URL"], "postgres": lambda: os.environ["DATABASE_URL"]}
 
 
-async def run_cell(app: str, command: list[str], store: str, scenarios: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+def start(command: list[str], store: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {**os.environ, "PORT": str(port), "IDEMPO_STORE": STORE_ENV[store](), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "2000"}
     env.pop("IDEMPO_COUNTER_FILE", None)
+    env.pop("WORKERS", None)
+    env.update(extra or {})
     proc = subprocess.Popen([str(ROOT / command[0]), *command[1:]], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def started(proc: subprocess.Popen[bytes], port: int) -> str | None:
+    """None once the app listens, else why it did not start."""
+    try:
+        await asyncio.to_thread(wait_for, port, proc)
+        return None
+    except Failure as e:
+        err = proc.stderr.read().decode(errors="replace")[-400:] if proc.poll() is not None and proc.stderr else ""
+        return f"app did not start: {e} {err}"
+
+
+async def run_cell(app: str, command: list[str], store: str, scenarios: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+    proc, port = start(command, store)
     results: dict[str, str | None] = {}
     try:
-        try:
-            await asyncio.to_thread(wait_for, port, proc)
-        except Failure as e:
-            err = proc.stderr.read().decode(errors="replace")[-400:] if proc.poll() is not None and proc.stderr else ""
-            return {name: f"app did not start: {e} {err}" for name in scenarios}
+        why = await started(proc, port)
+        if why:
+            return {name: why for name in scenarios}
         for name, scenario in scenarios.items():
             try:
                 await run_scenario(f"http://127.0.0.1:{port}", scenario)
@@ -205,11 +228,85 @@ async def run_cell(app: str, command: list[str], store: str, scenarios: dict[str
             except Exception as e:  # noqa: BLE001 - any error is a failed cell, with its reason
                 results[name] = f"{type(e).__name__}: {e}"
     finally:
-        proc.terminate()
+        stop(proc)
+    return results
+
+
+async def run_multi(app: str, command: list[str], store: str) -> str | None:
+    """Two or more processes of one integration behind one durable store: 200 concurrent
+    duplicates spread across them execute once. Rust runs two servers on two ports; the
+    others run their own multi-process servers (uvicorn/gunicorn workers, node:cluster)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = {"IDEMPO_COUNTER_FILE": str(Path(tmp) / "count"), "WORKERS": "2"}
+        procs = [start(command, store, extra) for _ in range(2 if app == "rust" else 1)]
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            for proc, port in procs:
+                why = await started(proc, port)
+                if why:
+                    return why
+            bases = [f"http://127.0.0.1:{port}" for _, port in procs]
+            key = f"multi-{uuid.uuid4().hex}"
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+                if (await client.post(bases[0] + "/reset")).status_code != 204:
+                    return "POST /reset failed"
+                request = {"path": "/slow?ms=300", "key": key, "body": "same"}
+                responses = await asyncio.gather(*(
+                    client.post(bases[i % len(bases)] + request["path"], content=b"same", headers={"Idempotency-Key": key})
+                    for i in range(200)))
+                count = (await client.get(bases[0] + "/counter")).json()["count"]
+            originals = [r for r in responses if r.status_code == 200 and r.headers.get("idempotency-replayed") != "true"]
+            others = [r for r in responses if r.headers.get("idempotency-replayed") == "true" or r.status_code == 409]
+            pids = {r.headers.get("x-pid") for r in responses} - {None}
+            if len(originals) != 1 or len(originals) + len(others) != 200:
+                return f"{len(originals)} executions answered (statuses {sorted({r.status_code for r in responses})})"
+            if count != 1:
+                return f"the handler ran {count} times across the processes"
+            if app != "rust" and len(pids) < 2:
+                return f"only one process answered (pids {sorted(pids)})"
+            return None
+        finally:
+            for proc, _ in procs:
+                stop(proc)
+
+
+async def run_fleet(apps: dict[str, Any], names: list[str], store: str) -> dict[str, str | None]:
+    """Mixed fleet: every app on one shared store; a request executed through each app is
+    replayed through every other, byte for byte (status, replayable headers, body)."""
+    procs = {name: start(apps[name]["command"], store) for name in names}
+    results: dict[str, str | None] = {}
+    try:
+        for name, (proc, port) in procs.items():
+            why = await started(proc, port)
+            if why:
+                return {f"{a}->*": f"{name}: {why}" for a in names}
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            for source in names:
+                key = f"fleet-{uuid.uuid4().hex}"
+                body = f"made by {source} \u00e9".encode()
+                headers = {"Idempotency-Key": key, "Content-Type": "text/plain; charset=utf-8"}
+                url = lambda app: f"http://127.0.0.1:{procs[app][1]}/echo?via=fleet"  # noqa: E731
+                original = await client.post(url(source), content=body, headers=headers)
+                for target in names:
+                    if target == source:
+                        continue
+                    cell = f"{source}->{target}"
+                    r = await client.post(url(target), content=body, headers=headers)
+                    if original.status_code != 201:
+                        results[cell] = f"the original through {source} answered {original.status_code}"
+                    elif r.headers.get("idempotency-replayed") != "true":
+                        results[cell] = f"not replayed: {r.status_code} {r.text[:80]!r}"
+                    elif (r.status_code, r.content, r.headers.get("content-type")) != (
+                        original.status_code, original.content, original.headers.get("content-type")):
+                        results[cell] = f"replay differs: {r.status_code} {r.headers.get('content-type')!r} {r.content[:60]!r}"
+                    else:
+                        results[cell] = None
+    finally:
+        for proc, _ in procs.values():
+            stop(proc)
     return results
 
 
@@ -271,7 +368,31 @@ async def main() -> int:
             results[(app, store)] = await run_cell(app, apps[app]["command"], store, scenarios)
 
     await asyncio.gather(*(per_app(a) for a in chosen))
-    return print_matrix(results, list(scenarios))
+    code = print_matrix(results, list(scenarios))
+    durable = [s for s in stores if s != "memory"]
+    if durable:
+        print()
+        multi_failures = 0
+        for store in durable:
+            outcomes = await asyncio.gather(*(run_multi(a, apps[a]["command"], store) for a in chosen))
+            for app, reason in zip(chosen, outcomes):
+                print(f"multi-process on {store}: {app:<10} {'pass' if reason is None else 'FAIL ' + reason}")
+                multi_failures += reason is not None
+        print(f"conformance: {len(durable) * len(chosen) - multi_failures} passed, {multi_failures} failed")
+        code = code or (1 if multi_failures else 0)
+    if durable and len(chosen) > 1:
+        fleet_failures = 0
+        total = 0
+        print()
+        for store in durable:
+            fleet = await run_fleet(apps, chosen, store)
+            for cell, reason in sorted(fleet.items()):
+                total += 1
+                print(f"mixed fleet on {store}: {cell:<20} {'pass' if reason is None else 'FAIL ' + reason}")
+                fleet_failures += reason is not None
+        print(f"conformance: {total - fleet_failures} passed, {fleet_failures} failed")
+        code = code or (1 if fleet_failures else 0)
+    return code
 
 
 if __name__ == "__main__":
