@@ -8,7 +8,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const http = require('node:http')
-const { key, eachApp, env } = require('./helpers')
+const { key, eachApp, env, FIXTURES } = require('./helpers')
 
 const N = 200
 
@@ -45,7 +45,8 @@ eachApp(test, 'B8: 200 concurrent duplicates run the handler once', async ({ bas
 test('B8: 200 concurrent duplicates across two node:cluster workers on Redis run once', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-cluster-'))
   const port = 20000 + Math.floor(Math.random() * 20000)
-  const child = spawn(process.execPath, [path.join(__dirname, 'cluster-app.js')], {
+  // The Express fixture app with WORKERS=2 runs as two node:cluster workers on one port.
+  const child = spawn(process.execPath, [path.join(FIXTURES, 'express-app.js')], {
     env: { ...process.env, PORT: String(port), WORKERS: '2', IDEMPO_STORE: env('REDIS_URL', 'Redis'), IDEMPO_COUNTER_FILE: path.join(dir, 'count') },
     stdio: ['ignore', 'inherit', 'inherit']
   })
