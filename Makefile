@@ -7,7 +7,7 @@ export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: demo test lint fixtures toolchain bench-stores bench-python bench-node python-env node-env
+.PHONY: demo test lint fixtures toolchain bench bench-stores bench-python bench-node python-env node-env
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
@@ -38,6 +38,12 @@ fixtures: toolchain python-env node-env
 
 toolchain:
 	@scripts/toolchain.sh
+
+## bench: every integration's fixture app and the peer libraries under the same HTTP load
+## on every store (benches/http/bench.py), written into benches/README.md's results table.
+## Optimised builds; takes about 15 minutes; not part of make test.
+bench: toolchain
+	scripts/with-services.sh scripts/bench.sh
 
 ## bench-stores: criterion benchmarks of every store on loopback (release build; not part
 ## of make test). Figures go in benches/README.md.

@@ -4,9 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${IDEMPO_BENCH_VENV:-.venv-bench}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.16,<2" uvicorn starlette
-(cd python && VIRTUAL_ENV="$PWD/../$venv" PATH="$PWD/../$venv/bin:$PATH" maturin develop --release --quiet)
+IDEMPO_VENV=$venv IDEMPO_PROFILE=release scripts/python-env.sh
 echo "== in-process (benches/python/asgi_inprocess.py)"
 "$venv/bin/python" benches/python/asgi_inprocess.py
 echo "== uvicorn + wrk, GET passthrough (benches/python/uvicorn_load.sh)"

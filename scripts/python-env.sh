@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python test environment: a virtualenv at $IDEMPO_VENV (default .venv) holding the
-# idempo package built from source (debug profile, editable) and its test dependencies.
+# idempo package built from source (editable; a debug build, or an optimised one with
+# IDEMPO_PROFILE=release, as `make bench` wants) and its test dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${IDEMPO_VENV:-.venv}
@@ -18,4 +19,6 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.16,<2"
 # maturin develop: builds bindings/python into the shared target dir and installs the
 # package editable, with the test extras from python/pyproject.toml.
-(cd python && VIRTUAL_ENV="$PWD/../$venv" PATH="$PWD/../$venv/bin:$PATH" maturin develop --quiet --extras test)
+release=()
+[ "${IDEMPO_PROFILE:-debug}" = release ] && release=(--release)
+(cd python && VIRTUAL_ENV="$PWD/../$venv" PATH="$PWD/../$venv/bin:$PATH" maturin develop --quiet ${release[@]+"${release[@]}"} --extras test)

@@ -34,6 +34,11 @@ impl Capture {
         }
     }
 
+    /// The cap.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Whether the body went over the cap.
     pub fn overflowed(&self) -> bool {
         self.buf.is_none()

@@ -2,22 +2,105 @@
 //!
 //! The future is polled once on the calling thread (a memory store answers right away, so
 //! no asyncio future is made at all). Otherwise it runs on the process's tokio runtime and
-//! its result reaches an asyncio future through `loop.call_soon_threadsafe`.
+//! its result goes into the event loop's completion queue; the loop drains the queue from
+//! a reader callback on a pipe, and settles the asyncio futures there.
+//!
+//! Why not `loop.call_soon_threadsafe` from the runtime thread: that needs the GIL on the
+//! runtime thread, and a busy event loop holds the GIL until CPython's switch interval
+//! (5 ms) forces a hand-over. The queue needs no GIL on the runtime side: a lock, a push,
+//! and one byte into the pipe when the queue was empty (so one wake-up serves every
+//! completion that arrives before the loop gets to it).
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::io::{PipeReader, PipeWriter, Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use pyo3::prelude::*;
 
 use crate::runtime::{poll_once, runtime};
 
-/// Sets an asyncio future's outcome unless it was cancelled in the meantime.
-#[pyfunction]
-pub fn _settle(fut: &Bound<'_, PyAny>, ok: bool, value: Bound<'_, PyAny>) -> PyResult<()> {
-    if fut.call_method0("done")?.is_truthy()? {
-        return Ok(());
+/// Work for the event loop's thread: settle one asyncio future (needs the GIL).
+type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+
+/// One event loop's completion queue.
+struct Queue {
+    /// The jobs, and whether a wake-up byte is already in the pipe.
+    jobs: Mutex<(Vec<Job>, bool)>,
+    reader: PipeReader,
+    writer: PipeWriter,
+}
+
+impl Queue {
+    fn push(&self, job: Job) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.0.push(job);
+        if !jobs.1 {
+            jobs.1 = true;
+            // One byte at most is ever in the pipe, so the write cannot block.
+            let _ = (&self.writer).write(&[1]);
+        }
     }
-    if ok { fut.call_method1("set_result", (value,)) } else { fut.call_method1("set_exception", (value,)) }.map(|_| ())
+
+    fn drain(&self, py: Python<'_>) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.reader).read(&mut buf), Ok(n) if n > 0) {}
+        let jobs = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.1 = false;
+            std::mem::take(&mut jobs.0)
+        };
+        for job in jobs {
+            job(py);
+        }
+    }
+}
+
+/// The reader callback registered with the event loop (`loop.add_reader`).
+#[pyclass(frozen)]
+struct Drain {
+    queue: Arc<Queue>,
+}
+
+#[pymethods]
+impl Drain {
+    fn __call__(&self, py: Python<'_>) {
+        self.queue.drain(py);
+    }
+}
+
+/// The queue of the event loop last seen on a thread, in the process `pid`. Holding the
+/// loop keeps its address from being reused by another loop while it is cached.
+struct Current {
+    pid: u32,
+    event_loop: Py<PyAny>,
+    queue: Arc<Queue>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// The completion queue of `event_loop`, registered with it on first use.
+fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue>> {
+    let pid = std::process::id();
+    let cached = CURRENT.with_borrow(|c| match c {
+        Some(c) if c.pid == pid && c.event_loop.as_ptr() == event_loop.as_ptr() => Some(c.queue.clone()),
+        _ => None,
+    });
+    if let Some(queue) = cached {
+        return Ok(queue);
+    }
+    let (reader, writer) = std::io::pipe()?;
+    let fd = reader.as_raw_fd();
+    py.import("os")?.call_method1("set_blocking", (fd, false))?;
+    let queue = Arc::new(Queue { jobs: Mutex::new((Vec::new(), false)), reader, writer });
+    event_loop.call_method1("add_reader", (fd, Drain { queue: queue.clone() }))?;
+    CURRENT
+        .with_borrow_mut(|c| *c = Some(Current { pid, event_loop: event_loop.clone().unbind(), queue: queue.clone() }));
+    Ok(queue)
 }
 
 /// Run `fut`; its output is turned into a Python value by `convert` (with the GIL held).
@@ -39,25 +122,29 @@ where
     if let Poll::Ready(value) = poll_once(fut.as_mut()) {
         return convert(py, value);
     }
+    let queue = queue_of(py, event_loop)?;
     let py_future = event_loop.call_method0("create_future")?;
-    let settle = wrap_pyfunction!(_settle, py)?.into_any().unbind();
-    let (target, event_loop) = (py_future.clone().unbind(), event_loop.clone().unbind());
+    let target = py_future.clone().unbind();
     rt.spawn(async move {
         let value = fut.await;
-        Python::attach(|py| {
-            let (ok, value) = match convert(py, value) {
-                Ok(v) => (true, v),
-                Err(e) => (false, e.into_value(py).into_any()),
-            };
-            let result = event_loop.call_method1(py, "call_soon_threadsafe", (settle, target, ok, value));
-            // The loop is closed: nobody is waiting any more; dropping the value (a lease)
-            // releases the key.
-            if let Err(e) = result {
-                tracing::debug!(target: "idempo", error = %e, "event loop gone before the store answered");
-            }
-        });
+        queue.push(Box::new(move |py| settle(py, target.bind(py), convert(py, value))));
     });
     Ok(py_future.unbind())
+}
+
+/// Set an asyncio future's outcome unless it was cancelled in the meantime (then the value
+/// is dropped: a lease in it releases its key).
+fn settle(py: Python<'_>, fut: &Bound<'_, PyAny>, outcome: PyResult<Py<PyAny>>) {
+    if !matches!(fut.call_method0("done").and_then(|d| d.is_truthy()), Ok(false)) {
+        return;
+    }
+    let result = match outcome {
+        Ok(value) => fut.call_method1("set_result", (value,)),
+        Err(e) => fut.call_method1("set_exception", (e.into_value(py),)),
+    };
+    if let Err(e) = result {
+        tracing::debug!(target: "idempo", error = %e, "could not settle an asyncio future");
+    }
 }
 
 /// Run `fut` to completion on the runtime, with the GIL released (WSGI, sync code).

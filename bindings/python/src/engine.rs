@@ -8,9 +8,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use idempo::capture::Capture;
 use idempo::{Check, Decision, Idempotency, OnStoreError};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::{run_async, run_blocking};
 use crate::error::{config, config_error};
@@ -160,17 +160,33 @@ impl Engine {
             self.idem.bypass();
             return Ok(py.None());
         }
-        crate::logging::refresh_now_and_then(py);
+        let without = self.idem.passes_without().map(|n| n.as_str().as_bytes());
+        let mut keyed = false;
         let mut read: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for item in headers.try_iter()? {
-            let item = item?;
-            let name = item.get_item(0)?;
-            let name = name.cast::<PyBytes>()?.as_bytes();
+        let mut take = |item: Bound<'_, PyAny>| -> PyResult<()> {
+            let (name, value) = match item.cast::<PyTuple>() {
+                Ok(pair) if pair.len() == 2 => (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?),
+                _ => return Err(PyValueError::new_err("ASGI headers must be (name, value) pairs of bytes")),
+            };
+            let name = name.cast::<PyBytes>()?;
+            let name = name.as_bytes();
             if self.read.iter().any(|(n, _)| n.as_str().as_bytes().eq_ignore_ascii_case(name)) {
-                let value = item.get_item(1)?;
+                keyed |= without.is_some_and(|w| w.eq_ignore_ascii_case(name));
                 read.push((name.to_vec(), value.cast::<PyBytes>()?.as_bytes().to_vec()));
             }
+            Ok(())
+        };
+        // Servers hand a list of tuples: read it without the generic iterator protocol.
+        match headers.cast::<PyList>() {
+            Ok(list) => list.iter().try_for_each(&mut take)?,
+            Err(_) => headers.try_iter()?.try_for_each(|item| take(item?))?,
         }
+        // B4, as the core publishes it: no key header, nothing else to look at.
+        if without.is_some() && !keyed {
+            self.idem.bypass();
+            return Ok(py.None());
+        }
+        crate::logging::refresh_now_and_then(py);
         self.check(py, method, path, query, &read[..])
     }
 

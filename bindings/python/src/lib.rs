@@ -24,7 +24,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigurationError", py.get_type::<error::ConfigurationError>())?;
     m.add("StoreUnavailableError", py.get_type::<error::StoreUnavailableError>())?;
     m.add("StoreCorruptError", py.get_type::<error::StoreCorruptError>())?;
-    m.add_function(wrap_pyfunction!(bridge::_settle, m)?)?;
     m.add_function(wrap_pyfunction!(logging::_refresh_log_level, m)?)?;
     logging::install(py)?;
     Ok(())

@@ -1,6 +1,7 @@
 //! The request body handed to the inner service, and the response body that records a copy
 //! while streaming (B7, B12, B13).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -131,54 +132,197 @@ pub(crate) struct Recorder {
     status: StatusCode,
     headers: HeaderMap,
     capture: Capture,
+}
+
+impl Recorder {
+    pub(crate) fn new(lease: Lease, status: StatusCode, headers: HeaderMap, content_length: Option<u64>) -> Recorder {
+        let capture = lease.capture(content_length);
+        Recorder { lease: Some(lease), status, headers, capture }
+    }
+
+    /// The store write of the recorded response, once its last byte has been seen.
+    fn completion(&mut self) -> Option<CompletionFuture> {
+        let lease = self.lease.take()?;
+        let capture = std::mem::replace(&mut self.capture, Capture::new(0, None));
+        let status = self.status;
+        let headers = std::mem::take(&mut self.headers);
+        Some(Box::pin(async move { lease.complete(status, &headers, capture.finish()).await }))
+    }
+
+    /// The handler's body failed part way: the response is incomplete, so the key is
+    /// released for a retry (B11).
+    fn fail(&mut self) {
+        drop(self.lease.take());
+    }
+
+    /// Take the frames `body` has ready now, without waiting, until it ends or about the
+    /// capture limit has been read (so memory stays bounded by what a record may hold).
+    ///
+    /// Why: a response whose body is already complete (any non-streamed handler answer) is
+    /// then stored before its head is handed to the server, and the server writes head and
+    /// body together. Holding back only the body would make the server send the head alone
+    /// and the body after the store write: two small writes, which Nagle's algorithm and
+    /// the client's delayed ACK turn into a 40 ms stall on sockets without TCP_NODELAY.
+    pub(crate) async fn collect_ready<B: Body<Data = Bytes>>(&mut self, mut body: Pin<&mut B>) -> Collected<B::Error> {
+        let mut frames = VecDeque::new();
+        let mut read = 0usize;
+        loop {
+            if body.is_end_stream() {
+                return Collected { frames, end: End::Ended };
+            }
+            if read > self.capture.limit() {
+                return Collected { frames, end: End::More };
+            }
+            let next = std::future::poll_fn(|cx| match body.as_mut().poll_frame(cx) {
+                Poll::Ready(frame) => Poll::Ready(Some(frame)),
+                Poll::Pending => Poll::Ready(None),
+            })
+            .await;
+            match next {
+                None => return Collected { frames, end: End::More },
+                Some(None) => return Collected { frames, end: End::Ended },
+                Some(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        read += data.len();
+                        self.capture.push(data);
+                    }
+                    frames.push_back(frame);
+                }
+                Some(Some(Err(e))) => {
+                    self.fail();
+                    return Collected { frames, end: End::Failed(e) };
+                }
+            }
+        }
+    }
+
+    /// Store the response now (its body has ended).
+    pub(crate) async fn complete(mut self) {
+        if let Some(completion) = self.completion() {
+            completion.await;
+        }
+    }
+}
+
+/// What [`Recorder::collect_ready`] found.
+pub(crate) struct Collected<E> {
+    pub(crate) frames: VecDeque<Frame<Bytes>>,
+    pub(crate) end: End<E>,
+}
+
+pub(crate) enum End<E> {
+    /// The body is over: everything is in `frames`.
+    Ended,
+    /// More is coming (or the rest was left to stream).
+    More,
+    /// The body failed after `frames`; the key has been released.
+    Failed(E),
+}
+
+/// A response being streamed and recorded: frames already taken from the body first, then
+/// the rest of the body.
+pub(crate) struct Recording<B: Body> {
+    body: Pin<Box<B>>,
+    rec: Recorder,
+    early: VecDeque<Frame<Bytes>>,
+    error: Option<B::Error>,
     /// The store write, polled before the end of the body is signalled.
     completing: Option<CompletionFuture>,
     /// The last frame, held back until the write lands.
     held: Option<Frame<Bytes>>,
 }
 
-impl Recorder {
-    pub(crate) fn new(lease: Lease, status: StatusCode, headers: HeaderMap, content_length: Option<u64>) -> Recorder {
-        let capture = lease.capture(content_length);
-        Recorder { lease: Some(lease), status, headers, capture, completing: None, held: None }
-    }
-
-    fn start_completion(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            let capture = std::mem::replace(&mut self.capture, Capture::new(0, None));
-            let status = self.status;
-            let headers = std::mem::take(&mut self.headers);
-            self.completing = Some(Box::pin(async move { lease.complete(status, &headers, capture.finish()).await }));
+impl<B: Body<Data = Bytes>> Recording<B> {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        if let Some(frame) = self.early.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if let Some(e) = self.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        loop {
+            if let Some(completing) = self.completing.as_mut() {
+                ready!(completing.as_mut().poll(cx));
+                self.completing = None;
+                return Poll::Ready(self.held.take().map(Ok));
+            }
+            if self.rec.lease.is_none() {
+                // Completed (or failed) already: whatever is left passes through.
+                return self.body.as_mut().poll_frame(cx);
+            }
+            match ready!(self.body.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        self.rec.capture.push(data);
+                    }
+                    if !self.body.is_end_stream() {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    // The last frame: store the response before the client can see the
+                    // end of it, so an immediate retry finds the replay (B11).
+                    self.held = Some(frame);
+                    self.completing = self.rec.completion();
+                }
+                Some(Err(e)) => {
+                    self.rec.fail();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => self.completing = self.rec.completion(),
+            }
         }
     }
 
-    /// The handler's body failed part way: the response is incomplete, so the key is
-    /// released for a retry (B11).
-    fn fail(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            drop(lease);
+    fn is_end_stream(&self) -> bool {
+        self.early.is_empty()
+            && self.error.is_none()
+            && self.rec.lease.is_none()
+            && self.completing.is_none()
+            && self.held.is_none()
+            && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let early: u64 = self.early.iter().filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum();
+        let rest = self.body.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + early);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + early);
         }
+        hint
     }
 }
 
 pin_project! {
-    /// The response body: passed through, recorded while streaming, or a full answer made
-    /// by the engine (a replay or a problem).
+    /// The response body: passed through, recorded while streaming, a response recorded
+    /// whole before it was handed back, or a full answer made by the engine (a replay or a
+    /// problem).
     #[project = ResponseBodyProj]
-    pub enum ResponseBody<B> {
+    pub enum ResponseBody<B: Body> {
         Passthrough { #[pin] body: B },
-        Recording { #[pin] body: B, rec: Box<Recorder> },
+        Recording { rec: Box<Recording<B>> },
+        Collected { frames: VecDeque<Frame<Bytes>> },
         Full { body: Full<Bytes> },
     }
 }
 
-impl<B> ResponseBody<B> {
+impl<B: Body> ResponseBody<B> {
     pub(crate) fn passthrough(body: B) -> Self {
         ResponseBody::Passthrough { body }
     }
 
-    pub(crate) fn recording(body: B, rec: Recorder) -> Self {
-        ResponseBody::Recording { body, rec: Box::new(rec) }
+    pub(crate) fn recording(body: Pin<Box<B>>, rec: Recorder, collected: Collected<B::Error>) -> Self {
+        let error = match collected.end {
+            End::Failed(e) => Some(e),
+            End::Ended | End::More => None,
+        };
+        ResponseBody::Recording {
+            rec: Box::new(Recording { body, rec, early: collected.frames, error, completing: None, held: None }),
+        }
+    }
+
+    pub(crate) fn collected(frames: VecDeque<Frame<Bytes>>) -> Self {
+        ResponseBody::Collected { frames }
     }
 
     pub(crate) fn full(data: Bytes) -> Self {
@@ -194,36 +338,8 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
         match self.project() {
             ResponseBodyProj::Passthrough { body } => body.poll_frame(cx),
             ResponseBodyProj::Full { body } => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
-            ResponseBodyProj::Recording { mut body, rec } => loop {
-                if let Some(completing) = rec.completing.as_mut() {
-                    ready!(completing.as_mut().poll(cx));
-                    rec.completing = None;
-                    return Poll::Ready(rec.held.take().map(Ok));
-                }
-                if rec.lease.is_none() {
-                    // Completed (or failed) already: whatever is left passes through.
-                    return body.poll_frame(cx);
-                }
-                match ready!(body.as_mut().poll_frame(cx)) {
-                    Some(Ok(frame)) => {
-                        if let Some(data) = frame.data_ref() {
-                            rec.capture.push(data);
-                        }
-                        if !body.is_end_stream() {
-                            return Poll::Ready(Some(Ok(frame)));
-                        }
-                        // The last frame: store the response before the client can see the
-                        // end of it, so an immediate retry finds the replay (B11).
-                        rec.held = Some(frame);
-                        rec.start_completion();
-                    }
-                    Some(Err(e)) => {
-                        rec.fail();
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                    None => rec.start_completion(),
-                }
-            },
+            ResponseBodyProj::Collected { frames } => Poll::Ready(frames.pop_front().map(Ok)),
+            ResponseBodyProj::Recording { rec } => rec.poll_frame(cx),
         }
     }
 
@@ -231,16 +347,19 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
         match self {
             ResponseBody::Passthrough { body } => body.is_end_stream(),
             ResponseBody::Full { body } => body.is_end_stream(),
-            ResponseBody::Recording { body, rec } => {
-                rec.lease.is_none() && rec.completing.is_none() && rec.held.is_none() && body.is_end_stream()
-            }
+            ResponseBody::Collected { frames } => frames.is_empty(),
+            ResponseBody::Recording { rec } => rec.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Passthrough { body } | ResponseBody::Recording { body, .. } => body.size_hint(),
+            ResponseBody::Passthrough { body } => body.size_hint(),
             ResponseBody::Full { body } => body.size_hint(),
+            ResponseBody::Collected { frames } => {
+                SizeHint::with_exact(frames.iter().filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum())
+            }
+            ResponseBody::Recording { rec } => rec.size_hint(),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::Response;
+use http_body::Body;
 use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
@@ -12,7 +13,7 @@ pub(crate) type BoxResponseFuture<B, E> = Pin<Box<dyn Future<Output = Result<Res
 
 pin_project! {
     /// Response future of [`IdempotencyService`](super::IdempotencyService).
-    pub struct ResponseFuture<F, B, E> {
+    pub struct ResponseFuture<F, B: Body, E> {
         #[pin]
         kind: Kind<F, B, E>,
     }
@@ -20,7 +21,7 @@ pin_project! {
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B, E> {
+    enum Kind<F, B: Body, E> {
         // Not covered: the inner future as it is, no allocation.
         Passthrough { #[pin] fut: F },
         // Refused from the head alone (a 400 problem).
@@ -30,7 +31,7 @@ pin_project! {
     }
 }
 
-impl<F, B, E> ResponseFuture<F, B, E> {
+impl<F, B: Body, E> ResponseFuture<F, B, E> {
     pub(crate) fn passthrough(fut: F) -> Self {
         ResponseFuture { kind: Kind::Passthrough { fut } }
     }
@@ -47,6 +48,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
 impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 

@@ -5,7 +5,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 
-use super::body::{DRAIN_LIMIT, ReadError, Recorder, RequestBody, ResponseBody, drain, read_body};
+use super::body::{Collected, DRAIN_LIMIT, End, ReadError, Recorder, RequestBody, ResponseBody, drain, read_body};
 use super::future::ResponseFuture;
 use crate::engine::{Check, Decision, Idempotency};
 
@@ -121,8 +121,22 @@ where
                 return Ok(Response::from_parts(parts, ResponseBody::passthrough(body)));
             }
             let length = body.size_hint().exact();
-            let rec = Recorder::new(lease, parts.status, parts.headers.clone(), length);
-            Ok(Response::from_parts(parts, ResponseBody::recording(body, rec)))
+            let mut rec = Recorder::new(lease, parts.status, parts.headers.clone(), length);
+            let mut body = Box::pin(body);
+            let Collected { frames, end } = rec.collect_ready(body.as_mut()).await;
+            // The outcome (which may hold the body's error, not `Send`) is moved into a
+            // temporary that is gone before the store write is awaited.
+            let frames = match std::convert::identity(end) {
+                End::Ended => frames,
+                end => {
+                    return Ok(Response::from_parts(
+                        parts,
+                        ResponseBody::recording(body, rec, Collected { frames, end }),
+                    ));
+                }
+            };
+            rec.complete().await;
+            Ok(Response::from_parts(parts, ResponseBody::collected(frames)))
         }))
     }
 }

@@ -14,6 +14,7 @@ use idempo::{Idempotency, OnStoreError, Store, Token};
 
 use super::faulty::Faulty;
 use super::{Reply, TestApp, http_client, http_post, post, quoted};
+use tower::ServiceExt;
 
 /// A key unique to this run.
 pub fn key(name: &str) -> String {
@@ -67,6 +68,7 @@ macro_rules! behaviour_suite {
             b18_corrupt_record_is_a_store_error,
             b19_stats_count_every_outcome,
             empty_response_body_is_stored,
+            b11_whole_response_stored_before_its_head_is_handed_back,
         );
     };
 }
@@ -645,5 +647,24 @@ pub async fn empty_response_body_is_stored(store: Arc<dyn Store>) {
     let replay = Reply::read(client.request(req()).await.unwrap()).await;
     assert_eq!(replay.status, StatusCode::NO_CONTENT);
     assert!(replay.replayed());
+    assert_eq!(app.count(), 1);
+}
+
+pub async fn b11_whole_response_stored_before_its_head_is_handed_back(store: Arc<dyn Store>) {
+    // A handler's answer whose body is already complete is stored before the response
+    // head goes back to the server, so the server can write head and body in one go
+    // (written separately, Nagle's algorithm and delayed ACKs stall each first execution
+    // by 40 ms on sockets without TCP_NODELAY), and the retry that follows meets the replay.
+    let app = app(&store, |b| b);
+    let k = key("whole");
+    let first = app.router.clone().oneshot(post("/echo", Some(&k), "whole body")).await.expect("router is infallible");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(http_body::Body::size_hint(first.body()).exact(), Some(10), "the length is known up front");
+    // The first body has not been read at all, yet the record is there.
+    let retry = app.send(post("/echo", Some(&k), "whole body")).await;
+    assert_eq!(retry.status, StatusCode::CREATED);
+    assert!(retry.replayed(), "the retry must be a replay: {retry:?}");
+    assert_eq!(retry.text(), "whole body");
+    assert_eq!(Reply::read(first).await.text(), "whole body");
     assert_eq!(app.count(), 1);
 }

@@ -1,0 +1,84 @@
+'use strict'
+// The Node peer apps for `make bench`: the fixture's /echo, /counter and /reset endpoints
+// on idempo's own Express, behind a peer library installed by benches/peers/install.sh.
+//
+//   PEER=node-idempotency|express-idempotency IDEMPO_STORE=memory|redis://… PORT=… node express_peers.js
+//
+// Both peers need the parsed JSON body (their fingerprints hash it), so /echo parses it
+// with express.json() and answers it back; IDEMPO_BARE=1 is the same app without the peer.
+const path = require('node:path')
+const root = path.join(__dirname, '..', '..')
+const peers = path.join(process.env.IDEMPO_PEERS_DIR || '/var/tmp/idempo-peers', 'node')
+const express = require(require.resolve('express', { paths: [path.join(root, 'node')] }))
+const peer = (name) => require(require.resolve(name, { paths: [peers] }))
+
+// @node-idempotency/core, wired into Express as its README describes (onRequest before
+// the handler, onResponse with the handler's answer before it is sent).
+async function nodeIdempotency (store) {
+  const { Idempotency, IdempotencyError, IdempotencyErrorCodes } = peer('@node-idempotency/core')
+  let adapter
+  if (store === 'memory') {
+    adapter = new (peer('@node-idempotency/storage-adapter-memory').MemoryStorageAdapter)()
+  } else {
+    adapter = new (peer('@node-idempotency/storage-adapter-redis').RedisStorageAdapter)({ url: store })
+    await adapter.connect()
+  }
+  const idem = new Idempotency(adapter, {})
+  const statusOf = (err) => ({
+    [IdempotencyErrorCodes.REQUEST_IN_PROGRESS]: 409,
+    [IdempotencyErrorCodes.IDEMPOTENCY_FINGERPRINT_MISSMATCH]: 422
+  })[err.code] || 400
+  return async (req, res, next) => {
+    const params = { method: req.method, headers: req.headers, path: req.path, body: req.body }
+    let cached
+    try {
+      cached = await idem.onRequest(params)
+    } catch (err) {
+      if (err instanceof IdempotencyError) return res.status(statusOf(err)).json({ message: err.message })
+      return next(err)
+    }
+    if (cached) return res.status(cached.additional.status).json(cached.body)
+    const json = res.json.bind(res)
+    res.json = (body) => {
+      idem.onResponse(params, { body, additional: { status: res.statusCode } }).then(() => json(body), next)
+      return res
+    }
+    next()
+  }
+}
+
+// express-idempotency (memory only): the handler asks whether the middleware answered.
+function expressIdempotency (store) {
+  if (store !== 'memory') throw new Error('express-idempotency has a memory store only')
+  const lib = peer('express-idempotency')
+  const mw = lib.idempotency()
+  const service = lib.getSharedIdempotencyService()
+  return { mw, isHit: (req) => service.isHit(req) }
+}
+
+async function main () {
+  const store = process.env.IDEMPO_STORE || 'memory'
+  const bare = process.env.IDEMPO_BARE === '1'
+  let counter = 0
+  let isHit = () => false
+  const app = express()
+  app.get('/counter', (req, res) => res.json({ count: counter }))
+  app.post('/reset', (req, res) => { counter = 0; res.status(204).end() })
+  const chain = [express.json()]
+  if (!bare && process.env.PEER === 'node-idempotency') chain.push(await nodeIdempotency(store))
+  else if (!bare && process.env.PEER === 'express-idempotency') {
+    const peerMw = expressIdempotency(store)
+    chain.push(peerMw.mw)
+    isHit = peerMw.isHit
+  } else if (!bare) throw new Error(`PEER=${process.env.PEER}: expected node-idempotency or express-idempotency`)
+  app.post('/echo', ...chain, (req, res) => {
+    if (isHit(req)) return
+    counter++
+    res.status(201).json(req.body)
+  })
+  app.use((err, req, res, next) => { res.status(500).type('text/plain').send(`error: ${err.message}`) })
+  const server = app.listen(Number(process.env.PORT || 8080), '127.0.0.1')
+  server.on('error', (err) => { console.error(err.message); process.exit(1) })
+}
+
+main().catch(err => { console.error(err.message); process.exit(1) })
