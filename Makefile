@@ -7,7 +7,7 @@ export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: demo test lint fixtures toolchain bench bench-stores bench-python bench-node python-env node-env
+.PHONY: demo test lint fixtures toolchain fuzz bench bench-stores bench-python bench-node python-env node-env
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
@@ -38,6 +38,11 @@ fixtures: toolchain python-env node-env
 
 toolchain:
 	@scripts/toolchain.sh
+
+## fuzz: every cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60) each, from the
+## corpus in fuzz/corpus (nightly toolchain; make test runs 15 s each)
+fuzz: toolchain
+	scripts/fuzz.sh
 
 ## bench: every integration's fixture app and the peer libraries under the same HTTP load
 ## on every store (benches/http/bench.py), written into benches/README.md's results table.

@@ -18,6 +18,8 @@ run rust cargo test --workspace
 run python "$venv/bin/python" -m pytest python/idempo_tests -q -p no:cacheprovider
 run node bash -c 'cd node && node --test test/*.test.js'
 run conformance "$venv/bin/python" tests/conformance/driver.py --matrix
+# A short fuzz run (make fuzz runs a minute per target).
+run fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh
 echo
 echo "== summary"
 passed=0; failed=0
