@@ -24,12 +24,14 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from typing import Any
 
 import httpx
@@ -186,7 +188,7 @@ STORE_ENV = {"memory": lambda: "memory", "redis": lambda: os.environ["REDIS_URL"
 
 def start(command: list[str], store: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "IDEMPO_STORE": STORE_ENV[store](), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "2000"}
+    env = {**os.environ, "PORT": str(port), "IDEMPO_STORE": STORE_ENV[store](), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "5000"}
     env.pop("IDEMPO_COUNTER_FILE", None)
     env.pop("WORKERS", None)
     env.update(extra or {})
@@ -270,6 +272,201 @@ async def run_multi(app: str, command: list[str], store: str) -> str | None:
         finally:
             for proc, _ in procs:
                 stop(proc)
+
+
+class StoreProxy:
+    """A TCP proxy in front of the store, so a test can take the store away and bring it
+    back without touching the real server (issue 8): `down()` drops every connection and
+    refuses new ones; `up()` listens again on the same port."""
+
+    def __init__(self, url: str) -> None:
+        u = urlsplit(url)
+        self.target = (u.hostname or "127.0.0.1", u.port or (6379 if u.scheme.startswith("redis") else 5432))
+        self.port = free_port()
+        self.url = urlunsplit(u._replace(netloc=(f"{u.username}@" if u.username else "") + f"127.0.0.1:{self.port}"))
+        self.server: asyncio.AbstractServer | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def up(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+
+    async def down(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for w in list(self.writers):
+            w.transport.abort()
+        self.writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except asyncio.CancelledError:
+            # The driver's loop is shutting down: drop the connection quietly.
+            writer.transport.abort()
+            up_writer.transport.abort()
+        self.writers -= {writer, up_writer}
+
+
+async def run_store_down(app: str, command: list[str], store: str) -> str | None:
+    """The store goes away (issue 8, B16, B17). At claim: 503 store-unavailable with
+    Retry-After and the handler not run, then recovery once it is back. While a handler
+    runs, back within persist_timeout: the client gets its response, the completion lands
+    in the background, and the retry is a replay of that one execution."""
+    import tempfile
+
+    proxy = StoreProxy(STORE_ENV[store]())
+    await proxy.up()
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = {"IDEMPO_STORE": proxy.url, "IDEMPO_COUNTER_FILE": str(Path(tmp) / "count")}
+        proc, port = start(command, store, extra)
+        try:
+            why = await started(proc, port)
+            if why:
+                return why
+            base = f"http://127.0.0.1:{port}"
+            limits = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+                post = lambda path, key: client.post(base + path, content=b"b", headers={"Idempotency-Key": key})  # noqa: E731
+                await client.post(base + "/reset")
+                if (await post("/echo", f"warm-{uuid.uuid4().hex}")).status_code != 201:
+                    return "the app did not work with the store up"
+                await proxy.down()
+                r = await post("/echo", f"down-{uuid.uuid4().hex}")
+                problem = r.json().get("type", "") if r.headers.get("content-type", "").startswith("application/problem+json") else ""
+                if r.status_code != 503 or not problem.endswith("store-unavailable") or not r.headers.get("retry-after"):
+                    return f"store down at claim: {r.status_code} {r.headers.get('retry-after')!r} {r.text[:100]!r}"
+                if (await client.get(base + "/counter")).json()["count"] != 1:
+                    return "the handler ran while the store was down"
+                await proxy.up()
+                recovered = False
+                for _ in range(40):
+                    if (await post("/echo", f"back-{uuid.uuid4().hex}")).status_code == 201:
+                        recovered = True
+                        break
+                    await asyncio.sleep(0.25)
+                if not recovered:
+                    return "no recovery after the store came back"
+                # Down while the handler runs, back well within persist_timeout.
+                await client.post(base + "/reset")
+                key = f"during-{uuid.uuid4().hex}"
+                running = asyncio.create_task(post("/slow?ms=1000", key))
+                while (await client.get(base + "/counter")).json()["count"] < 1:
+                    await asyncio.sleep(0.02)
+                await proxy.down()
+                await asyncio.sleep(1.5)
+                await proxy.up()
+                first = await running
+                if first.status_code != 200:
+                    return f"the client did not get its response: {first.status_code} {first.text[:80]!r}"
+                retry = None
+                for _ in range(60):
+                    retry = await post("/slow?ms=1000", key)
+                    if retry.status_code != 409:
+                        break
+                    await asyncio.sleep(0.25)
+                if retry is None or retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
+                    return f"the retry was not a replay: {retry and retry.status_code} {retry and retry.text[:80]!r}"
+                if (count := (await client.get(base + "/counter")).json()["count"]) != 1:
+                    return f"the handler ran {count} times"
+            return None
+        finally:
+            stop(proc)
+            await proxy.down()
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process under it (gunicorn's master and its worker)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for child in children:
+        kill_tree(int(child))
+
+
+async def run_killed(app: str, command: list[str], store: str) -> str | None:
+    """A server killed with SIGKILL while its handler runs (issue 8, B10): a retry to a new
+    process of the same app gets 409 while the dead holder's lease lives, runs the handler
+    exactly once after the lease expires, and is replayed after that; the shared counter
+    shows the killed execution and that one, nothing else."""
+    import tempfile
+
+    lease_ms, handler_ms = 8000, 2500
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = {"IDEMPO_COUNTER_FILE": str(Path(tmp) / "count"), "IDEMPO_LEASE_TTL_MS": str(lease_ms)}
+        proc, port = start(command, store, extra)
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            why = await started(proc, port)
+            if why:
+                return why
+            key = f"killed-{uuid.uuid4().hex}"
+            path = f"/slow?ms={handler_ms}"
+            headers = {"Idempotency-Key": key}
+            async with httpx.AsyncClient(timeout=30) as client:
+                base = f"http://127.0.0.1:{port}"
+                if (await client.post(base + "/reset")).status_code != 204:
+                    return "POST /reset failed"
+                doomed = asyncio.create_task(client.post(base + path, content=b"once", headers=headers))
+                claimed_at = time.monotonic()
+                while (await client.get(base + "/counter")).json()["count"] < 1:
+                    if time.monotonic() - claimed_at > 10:
+                        return "the handler never started"
+                    await asyncio.sleep(0.02)
+                kill_tree(proc.pid)
+                try:
+                    r = await doomed
+                    return f"the killed request was answered: {r.status_code}"
+                except httpx.HTTPError:
+                    pass
+                second, port2 = start(command, store, extra)
+                why = await started(second, port2)
+                if why:
+                    return f"restart: {why}"
+                base = f"http://127.0.0.1:{port2}"
+                retry = await client.post(base + path, content=b"once", headers=headers)
+                if time.monotonic() - claimed_at < lease_ms / 1000 - 0.5 and retry.status_code != 409:
+                    return f"a retry while the dead holder's lease lived got {retry.status_code}, not 409"
+                deadline = claimed_at + lease_ms / 1000 + 10
+                while retry.status_code == 409 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.25)
+                    retry = await client.post(base + path, content=b"once", headers=headers)
+                if retry.status_code != 200 or retry.headers.get("idempotency-replayed") == "true":
+                    return f"after the lease expired the retry got {retry.status_code} {retry.text[:80]!r}, not an execution"
+                replay = await client.post(base + path, content=b"once", headers=headers)
+                if replay.headers.get("idempotency-replayed") != "true" or replay.content != retry.content:
+                    return f"the next retry was not a replay: {replay.status_code}"
+                count = (await client.get(base + "/counter")).json()["count"]
+            if count != 2:
+                return f"the handler ran {count} times (expected the killed run and one more)"
+            return None
+        finally:
+            kill_tree(proc.pid)
+            proc.wait()
+            if second is not None:
+                stop(second)
 
 
 async def run_fleet(apps: dict[str, Any], names: list[str], store: str) -> dict[str, str | None]:
@@ -370,16 +567,21 @@ async def main() -> int:
     await asyncio.gather(*(per_app(a) for a in chosen))
     code = print_matrix(results, list(scenarios))
     durable = [s for s in stores if s != "memory"]
-    if durable:
+
+    async def per_integration(label: str, runner: Any) -> int:
+        """One cell per integration and durable store; prints them and returns 1 on a failure."""
+        failures = 0
         print()
-        multi_failures = 0
         for store in durable:
-            outcomes = await asyncio.gather(*(run_multi(a, apps[a]["command"], store) for a in chosen))
+            outcomes = await asyncio.gather(*(runner(a, apps[a]["command"], store) for a in chosen))
             for app, reason in zip(chosen, outcomes):
-                print(f"multi-process on {store}: {app:<10} {'pass' if reason is None else 'FAIL ' + reason}")
-                multi_failures += reason is not None
-        print(f"conformance: {len(durable) * len(chosen) - multi_failures} passed, {multi_failures} failed")
-        code = code or (1 if multi_failures else 0)
+                print(f"{label} on {store}: {app:<10} {'pass' if reason is None else 'FAIL ' + reason}")
+                failures += reason is not None
+        print(f"conformance: {len(durable) * len(chosen) - failures} passed, {failures} failed")
+        return 1 if failures else 0
+
+    if durable:
+        code = await per_integration("multi-process", run_multi) or code
     if durable and len(chosen) > 1:
         fleet_failures = 0
         total = 0
@@ -392,6 +594,9 @@ async def main() -> int:
                 fleet_failures += reason is not None
         print(f"conformance: {total - fleet_failures} passed, {fleet_failures} failed")
         code = code or (1 if fleet_failures else 0)
+    if durable:
+        code = await per_integration("store taken away", run_store_down) or code
+        code = await per_integration("SIGKILL mid-handler", run_killed) or code
     return code
 
 
