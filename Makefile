@@ -46,7 +46,7 @@ fuzz: toolchain
 
 ## bench: every integration's fixture app and the peer libraries under the same HTTP load
 ## on every store (benches/http/bench.py), written into benches/README.md's results table.
-## Optimised builds; takes about 15 minutes; not part of make test.
+## Optimised builds; takes about 25 minutes; not part of make test.
 bench: toolchain
 	scripts/with-services.sh scripts/bench.sh
 
