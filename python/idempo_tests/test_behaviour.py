@@ -45,6 +45,8 @@ async def test_b4_missing_key_passes_or_is_required(client_factory: Callable[...
     assert (await optional.post("/echo", None, b"x")).status == 201
     assert not (await optional.post("/echo", None, b"x")).replayed
     assert optional.count == 2
+    # Passed through without a native claim, yet counted like any bypass.
+    assert optional.middleware.stats()["bypassed"] == 2
     required = client_factory(required=True)
     doc = (await required.post("/echo", None, b"x")).problem(400, "missing-key")
     assert doc["title"] == "Idempotency-Key is missing"

@@ -274,6 +274,16 @@ async def run_multi(app: str, command: list[str], store: str) -> str | None:
                 stop(proc)
 
 
+async def past_409(send: Any, first: httpx.Response, seconds: float) -> httpx.Response:
+    """Send again while the answer is 409 (the key still in flight), for up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    answer = first
+    while answer.status_code == 409 and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        answer = await send()
+    return answer
+
+
 class StoreProxy:
     """A TCP proxy in front of the store, so a test can take the store away and bring it
     back without touching the real server (issue 8): `down()` drops every connection and
@@ -376,14 +386,10 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
                 first = await running
                 if first.status_code != 200:
                     return f"the client did not get its response: {first.status_code} {first.text[:80]!r}"
-                retry = None
-                for _ in range(60):
-                    retry = await post("/slow?ms=1000", key)
-                    if retry.status_code != 409:
-                        break
-                    await asyncio.sleep(0.25)
-                if retry is None or retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
-                    return f"the retry was not a replay: {retry and retry.status_code} {retry and retry.text[:80]!r}"
+                send = lambda: post("/slow?ms=1000", key)  # noqa: E731
+                retry = await past_409(send, await send(), 15)
+                if retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
+                    return f"the retry was not a replay: {retry.status_code} {retry.text[:80]!r}"
                 if (count := (await client.get(base + "/counter")).json()["count"]) != 1:
                     return f"the handler ran {count} times"
             return None
@@ -446,16 +452,14 @@ async def run_killed(app: str, command: list[str], store: str) -> str | None:
                 if why:
                     return f"restart: {why}"
                 base = f"http://127.0.0.1:{port2}"
-                retry = await client.post(base + path, content=b"once", headers=headers)
+                send = lambda: client.post(base + path, content=b"once", headers=headers)  # noqa: E731
+                retry = await send()
                 if time.monotonic() - claimed_at < lease_ms / 1000 - 0.5 and retry.status_code != 409:
                     return f"a retry while the dead holder's lease lived got {retry.status_code}, not 409"
-                deadline = claimed_at + lease_ms / 1000 + 10
-                while retry.status_code == 409 and time.monotonic() < deadline:
-                    await asyncio.sleep(0.25)
-                    retry = await client.post(base + path, content=b"once", headers=headers)
+                retry = await past_409(send, retry, claimed_at + lease_ms / 1000 + 10 - time.monotonic())
                 if retry.status_code != 200 or retry.headers.get("idempotency-replayed") == "true":
                     return f"after the lease expired the retry got {retry.status_code} {retry.text[:80]!r}, not an execution"
-                replay = await client.post(base + path, content=b"once", headers=headers)
+                replay = await send()
                 if replay.headers.get("idempotency-replayed") != "true" or replay.content != retry.content:
                     return f"the next retry was not a replay: {replay.status_code}"
                 count = (await client.get(base + "/counter")).json()["count"]

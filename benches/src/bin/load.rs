@@ -247,7 +247,7 @@ fn percentile(sorted: &[u32], p: usize) -> u32 {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
-async fn run(args: Args) -> Result<String, String> {
+async fn run(args: Args) -> String {
     let target = Arc::new(Target { host: args.host, port: args.port, path: args.path, workload: args.workload });
     // Keys must be new to the store on every run, whatever ran before against it.
     let prefix = args.key_prefix.clone().unwrap_or_else(|| {
@@ -258,8 +258,8 @@ async fn run(args: Args) -> Result<String, String> {
     let mut tally = run_phase(&target, args.requests, args.concurrency.min(args.requests.max(1)), prefix).await;
     let seconds = started.elapsed().as_secs_f64();
     tally.latencies_us.sort_unstable();
-    let first_error = tally.first_error.map(|e| format!("{e:?}")).unwrap_or_else(|| "null".into());
-    Ok(format!(
+    let first_error = tally.first_error.as_deref().map_or_else(|| "null".into(), json_string);
+    format!(
         "{{\"workload\":\"{:?}\",\"requests\":{},\"concurrency\":{},\"seconds\":{:.3},\"rps\":{:.1},\
 \"p50_us\":{},\"p99_us\":{},\"executions\":{},\"errors\":{},\"first_error\":{}}}",
         args.workload,
@@ -272,7 +272,23 @@ async fn run(args: Args) -> Result<String, String> {
         tally.executions,
         tally.errors,
         first_error,
-    ))
+    )
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn main() -> std::process::ExitCode {
@@ -295,14 +311,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(args)) {
-        Ok(line) => {
-            println!("{line}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("idempo-load: {e}");
-            std::process::ExitCode::from(1)
-        }
-    }
+    println!("{}", runtime.block_on(run(args)));
+    std::process::ExitCode::SUCCESS
 }
