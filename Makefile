@@ -7,7 +7,7 @@ export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: demo test lint fixtures toolchain fuzz bench bench-stores bench-python bench-node python-env node-env
+.PHONY: demo test lint fixtures toolchain fuzz soak bench bench-stores bench-python bench-node python-env node-env
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
@@ -43,6 +43,12 @@ toolchain:
 ## corpus in fuzz/corpus (nightly toolchain; make test runs 15 s each)
 fuzz: toolchain
 	scripts/fuzz.sh
+
+## soak: sustained mixed load on every fixture app, one store at a time, SOAK_SECONDS
+## (default 600) per store: no duplicate execution, memory flat after warm-up
+## (benches/soak/soak.py; optimised builds; about 35 minutes; not part of make test)
+soak: toolchain
+	scripts/with-services.sh scripts/soak.sh
 
 ## bench: every integration's fixture app and the peer libraries under the same HTTP load
 ## on every store (benches/http/bench.py), written into benches/README.md's results table.

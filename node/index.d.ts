@@ -93,3 +93,18 @@ export declare class StoreUnavailableError extends IdempoError {
 export declare class StateError extends IdempoError {
   readonly code: 'IDEMPO_STATE'
 }
+
+/** Any logger with these methods: the console, pino, fastify.log, winston. */
+export interface Logger {
+  error (message: string): unknown
+  warn (message: string): unknown
+  info? (message: string): unknown
+  debug? (message: string): unknown
+}
+
+/**
+ * Send idempo's own log lines (a store error under `onStoreError: 'failOpen'`, a
+ * completion that could not be stored, a lost lease) at `level` and above to `logger`;
+ * `null` silences them. Default: the console, level `'warn'`.
+ */
+export declare function setLogger (logger: Logger | null, options?: { level?: 'error' | 'warn' | 'info' | 'debug' }): void

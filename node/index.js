@@ -3,6 +3,7 @@
 // middleware is in `idempo/express` and `idempo/fastify`.
 const { MemoryStore, RedisStore, PostgresStore } = require('./lib/stores')
 const { IdempoError, ConfigurationError, StoreUnavailableError, StateError } = require('./lib/errors')
+const { setLogger } = require('./lib/log')
 
 module.exports = {
   MemoryStore,
@@ -11,5 +12,6 @@ module.exports = {
   IdempoError,
   ConfigurationError,
   StoreUnavailableError,
-  StateError
+  StateError,
+  setLogger
 }

@@ -24,6 +24,8 @@ pub mod engine;
 pub mod fingerprint;
 pub mod key;
 mod lease;
+#[doc(hidden)]
+pub mod log_text;
 pub mod problem;
 pub mod record;
 mod stats;

@@ -5,6 +5,7 @@
 const native = require('./native')
 const { MemoryStore, NATIVE } = require('./stores')
 const { ConfigurationError, typed } = require('./errors')
+require('./log') // idempo's log lines reach the console until setLogger says otherwise
 
 /** Split options into the native engine's and the ones handled by the integrations. */
 function createEngine (options = {}) {

@@ -54,9 +54,14 @@ function record (res, lease, storeStatus) {
     return end.apply(this, args)
   }
 
-  // The client went away before the response was complete: a retry must run again.
+  // The client went away. Before the response has started the handler is still at work
+  // (Node does not stop it): its res.end() completes the key, so a retry replays what it
+  // did rather than run it twice. A response already streaming can no longer complete
+  // (a piped stream is destroyed with it): release, as every integration does when a
+  // stream is cut. A handler that never ends its response leaves the lease to its
+  // finalizer, which releases the key when the lease object is collected.
   res.on('close', () => {
-    if (lease.active) lease.release()
+    if (lease.active && started) lease.release()
   })
 }
 

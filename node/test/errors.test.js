@@ -7,7 +7,7 @@ const net = require('node:net')
 const http = require('node:http')
 const { spawn } = require('node:child_process')
 const express = require('express')
-const { MemoryStore, RedisStore, PostgresStore, IdempoError, ConfigurationError, StoreUnavailableError } = require('..')
+const { MemoryStore, RedisStore, PostgresStore, IdempoError, ConfigurationError, StoreUnavailableError, setLogger } = require('..')
 const { idempotency } = require('../express')
 const { key, post } = require('./helpers')
 
@@ -65,6 +65,9 @@ function ownRedis () {
 for (const policy of ['failClosed', 'failOpen']) {
   test(`B16: a store that goes down answers per onStoreError (${policy})`, async () => {
     const { port, proc } = await ownRedis()
+    const lines = []
+    const capture = (level) => (message) => lines.push(`${level} ${message}`)
+    setLogger({ error: capture('error'), warn: capture('warn') })
     const app = express()
     const mw = idempotency({ store: await RedisStore.connect(`redis://127.0.0.1:${port}`), onStoreError: policy })
     app.use(mw)
@@ -83,15 +86,27 @@ for (const policy of ['failClosed', 'failOpen']) {
       } else {
         assert.equal(r.status, 201)
         assert.equal(r.text, 'body', 'fail open runs the handler with its body')
+        // The warning comes from a runtime thread: give the event loop a moment.
+        for (let i = 0; i < 50 && !lines.some(l => l.includes('unprotected')); i++) await new Promise(resolve => setTimeout(resolve, 20))
+        assert.ok(lines.some(l => l.startsWith('warn idempo: ') && l.includes('unprotected')), `logged: ${lines.join(' | ')}`)
       }
       assert.equal(mw.stats().storeErrors, 1)
     } finally {
+      setLogger(console)
       server.closeAllConnections()
       server.close()
       proc.kill('SIGKILL')
     }
   })
 }
+
+test('setLogger checks its logger and level, and null silences idempo', () => {
+  assert.throws(() => setLogger(console, { level: 'loud' }), (err) => err instanceof ConfigurationError && /level/.test(err.message))
+  assert.throws(() => setLogger({ warn () {} }), (err) => err instanceof ConfigurationError && /error/.test(err.message))
+  assert.throws(() => setLogger({ error () {}, warn () {} }, { level: 'debug' }), /info, debug/)
+  setLogger(null)
+  setLogger(console)
+})
 
 test('hostile input: bad keys, huge keys, aborted bodies never crash the process', async () => {
   const app = express()

@@ -3,8 +3,10 @@ request time, exceptions that propagate with the key released, iterables always 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,7 +77,8 @@ def echo_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 @pytest.mark.parametrize("policy", ["fail_closed", "fail_open"])
-def test_b16_store_down_at_request_time(policy: str) -> None:
+def test_b16_store_down_at_request_time(policy: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="idempo")
     server = OwnRedis()
     try:
         mw = WsgiMiddleware(echo_app, store=RedisStore(f"redis://127.0.0.1:{server.port}"), on_store_error=policy)  # type: ignore[arg-type]
@@ -88,6 +91,12 @@ def test_b16_store_down_at_request_time(policy: str) -> None:
             assert r.headers["Retry-After"] == "1"
         else:
             assert r.status_code == 201 and r.get_data() == b"body", "fail open runs the app with its body"
+            # The warning is logged from idempo's logging thread.
+            deadline = time.monotonic() + 2
+            while not any("unprotected" in rec.getMessage() for rec in caplog.records) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            warned = [rec for rec in caplog.records if "unprotected" in rec.getMessage()]
+            assert warned and warned[0].levelno == logging.WARNING and warned[0].name == "idempo"
         assert mw.stats()["store_errors"] == 1
     finally:
         server.stop()

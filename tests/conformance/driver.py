@@ -24,25 +24,19 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from typing import Any
 
+import faults
+import hostile
 import httpx
+from apps import ROOT, Failure, Passed, start, started, stop
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 SCENARIOS = HERE / "scenarios"
-
-
-class Failure(Exception):
-    pass
 
 
 def load_scenarios(names: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -164,56 +158,6 @@ async def run_concurrent(base: str, i: int, n: int, request: dict[str, Any]) -> 
         raise Failure(f"step {i}: a replay differs from the original")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise Failure(f"the app exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise Failure(f"the app did not listen on {port}")
-
-
-STORE_ENV = {"memory": lambda: "memory", "redis": lambda: os.environ["REDIS_URL"], "postgres": lambda: os.environ["DATABASE_URL"]}
-
-
-def start(command: list[str], store: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "IDEMPO_STORE": STORE_ENV[store](), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "5000"}
-    env.pop("IDEMPO_COUNTER_FILE", None)
-    env.pop("WORKERS", None)
-    env.update(extra or {})
-    proc = subprocess.Popen([str(ROOT / command[0]), *command[1:]], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return proc, port
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-async def started(proc: subprocess.Popen[bytes], port: int) -> str | None:
-    """None once the app listens, else why it did not start."""
-    try:
-        await asyncio.to_thread(wait_for, port, proc)
-        return None
-    except Failure as e:
-        err = proc.stderr.read().decode(errors="replace")[-400:] if proc.poll() is not None and proc.stderr else ""
-        return f"app did not start: {e} {err}"
-
-
 async def run_cell(app: str, command: list[str], store: str, scenarios: dict[str, dict[str, Any]]) -> dict[str, str | None]:
     proc, port = start(command, store)
     results: dict[str, str | None] = {}
@@ -272,205 +216,6 @@ async def run_multi(app: str, command: list[str], store: str) -> str | None:
         finally:
             for proc, _ in procs:
                 stop(proc)
-
-
-async def past_409(send: Any, first: httpx.Response, seconds: float) -> httpx.Response:
-    """Send again while the answer is 409 (the key still in flight), for up to `seconds`."""
-    deadline = time.monotonic() + seconds
-    answer = first
-    while answer.status_code == 409 and time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
-        answer = await send()
-    return answer
-
-
-class StoreProxy:
-    """A TCP proxy in front of the store, so a test can take the store away and bring it
-    back without touching the real server (issue 8): `down()` drops every connection and
-    refuses new ones; `up()` listens again on the same port."""
-
-    def __init__(self, url: str) -> None:
-        u = urlsplit(url)
-        self.target = (u.hostname or "127.0.0.1", u.port or (6379 if u.scheme.startswith("redis") else 5432))
-        self.port = free_port()
-        self.url = urlunsplit(u._replace(netloc=(f"{u.username}@" if u.username else "") + f"127.0.0.1:{self.port}"))
-        self.server: asyncio.AbstractServer | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def up(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
-
-    async def down(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-        for w in list(self.writers):
-            w.transport.abort()
-        self.writers.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        except asyncio.CancelledError:
-            # The driver's loop is shutting down: drop the connection quietly.
-            writer.transport.abort()
-            up_writer.transport.abort()
-        self.writers -= {writer, up_writer}
-
-
-async def run_store_down(app: str, command: list[str], store: str) -> str | None:
-    """The store goes away (issue 8, B16, B17). At claim: 503 store-unavailable with
-    Retry-After and the handler not run, then recovery once it is back. While a handler
-    runs, back within persist_timeout: the client gets its response, the completion lands
-    in the background, and the retry is a replay of that one execution."""
-    import tempfile
-
-    proxy = StoreProxy(STORE_ENV[store]())
-    await proxy.up()
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = {"IDEMPO_STORE": proxy.url, "IDEMPO_COUNTER_FILE": str(Path(tmp) / "count")}
-        proc, port = start(command, store, extra)
-        try:
-            why = await started(proc, port)
-            if why:
-                return why
-            base = f"http://127.0.0.1:{port}"
-            limits = httpx.Limits(max_keepalive_connections=0)
-            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-                post = lambda path, key: client.post(base + path, content=b"b", headers={"Idempotency-Key": key})  # noqa: E731
-                await client.post(base + "/reset")
-                if (await post("/echo", f"warm-{uuid.uuid4().hex}")).status_code != 201:
-                    return "the app did not work with the store up"
-                await proxy.down()
-                r = await post("/echo", f"down-{uuid.uuid4().hex}")
-                problem = r.json().get("type", "") if r.headers.get("content-type", "").startswith("application/problem+json") else ""
-                if r.status_code != 503 or not problem.endswith("store-unavailable") or not r.headers.get("retry-after"):
-                    return f"store down at claim: {r.status_code} {r.headers.get('retry-after')!r} {r.text[:100]!r}"
-                if (await client.get(base + "/counter")).json()["count"] != 1:
-                    return "the handler ran while the store was down"
-                await proxy.up()
-                recovered = False
-                for _ in range(40):
-                    if (await post("/echo", f"back-{uuid.uuid4().hex}")).status_code == 201:
-                        recovered = True
-                        break
-                    await asyncio.sleep(0.25)
-                if not recovered:
-                    return "no recovery after the store came back"
-                # Down while the handler runs, back well within persist_timeout.
-                await client.post(base + "/reset")
-                key = f"during-{uuid.uuid4().hex}"
-                running = asyncio.create_task(post("/slow?ms=1000", key))
-                while (await client.get(base + "/counter")).json()["count"] < 1:
-                    await asyncio.sleep(0.02)
-                await proxy.down()
-                await asyncio.sleep(1.5)
-                await proxy.up()
-                first = await running
-                if first.status_code != 200:
-                    return f"the client did not get its response: {first.status_code} {first.text[:80]!r}"
-                send = lambda: post("/slow?ms=1000", key)  # noqa: E731
-                retry = await past_409(send, await send(), 15)
-                if retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
-                    return f"the retry was not a replay: {retry.status_code} {retry.text[:80]!r}"
-                if (count := (await client.get(base + "/counter")).json()["count"]) != 1:
-                    return f"the handler ran {count} times"
-            return None
-        finally:
-            stop(proc)
-            await proxy.down()
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and every process under it (gunicorn's master and its worker)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        children = []
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for child in children:
-        kill_tree(int(child))
-
-
-async def run_killed(app: str, command: list[str], store: str) -> str | None:
-    """A server killed with SIGKILL while its handler runs (issue 8, B10): a retry to a new
-    process of the same app gets 409 while the dead holder's lease lives, runs the handler
-    exactly once after the lease expires, and is replayed after that; the shared counter
-    shows the killed execution and that one, nothing else."""
-    import tempfile
-
-    lease_ms, handler_ms = 8000, 2500
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = {"IDEMPO_COUNTER_FILE": str(Path(tmp) / "count"), "IDEMPO_LEASE_TTL_MS": str(lease_ms)}
-        proc, port = start(command, store, extra)
-        second: subprocess.Popen[bytes] | None = None
-        try:
-            why = await started(proc, port)
-            if why:
-                return why
-            key = f"killed-{uuid.uuid4().hex}"
-            path = f"/slow?ms={handler_ms}"
-            headers = {"Idempotency-Key": key}
-            async with httpx.AsyncClient(timeout=30) as client:
-                base = f"http://127.0.0.1:{port}"
-                if (await client.post(base + "/reset")).status_code != 204:
-                    return "POST /reset failed"
-                doomed = asyncio.create_task(client.post(base + path, content=b"once", headers=headers))
-                claimed_at = time.monotonic()
-                while (await client.get(base + "/counter")).json()["count"] < 1:
-                    if time.monotonic() - claimed_at > 10:
-                        return "the handler never started"
-                    await asyncio.sleep(0.02)
-                kill_tree(proc.pid)
-                try:
-                    r = await doomed
-                    return f"the killed request was answered: {r.status_code}"
-                except httpx.HTTPError:
-                    pass
-                second, port2 = start(command, store, extra)
-                why = await started(second, port2)
-                if why:
-                    return f"restart: {why}"
-                base = f"http://127.0.0.1:{port2}"
-                send = lambda: client.post(base + path, content=b"once", headers=headers)  # noqa: E731
-                retry = await send()
-                if time.monotonic() - claimed_at < lease_ms / 1000 - 0.5 and retry.status_code != 409:
-                    return f"a retry while the dead holder's lease lived got {retry.status_code}, not 409"
-                retry = await past_409(send, retry, claimed_at + lease_ms / 1000 + 10 - time.monotonic())
-                if retry.status_code != 200 or retry.headers.get("idempotency-replayed") == "true":
-                    return f"after the lease expired the retry got {retry.status_code} {retry.text[:80]!r}, not an execution"
-                replay = await send()
-                if replay.headers.get("idempotency-replayed") != "true" or replay.content != retry.content:
-                    return f"the next retry was not a replay: {replay.status_code}"
-                count = (await client.get(base + "/counter")).json()["count"]
-            if count != 2:
-                return f"the handler ran {count} times (expected the killed run and one more)"
-            return None
-        finally:
-            kill_tree(proc.pid)
-            proc.wait()
-            if second is not None:
-                stop(second)
 
 
 async def run_fleet(apps: dict[str, Any], names: list[str], store: str) -> dict[str, str | None]:
@@ -534,6 +279,16 @@ def print_matrix(results: dict[tuple[str, str], dict[str, str | None]], scenario
     return 1 if failures else 0
 
 
+FAULTS = {
+    "store-down": ("store taken away", faults.run_store_down),
+    "fail-open": ("fail open", faults.run_fail_open),
+    "killed": ("SIGKILL mid-handler", faults.run_killed),
+    "takeover": ("lease takeover", faults.run_takeover),
+    "client-gone": ("client gone", faults.run_disconnect),
+}
+CELLS = ["scenarios", "multi-process", "fleet", *FAULTS, "hostile"]
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="run against an app already listening here")
@@ -541,7 +296,11 @@ async def main() -> int:
     parser.add_argument("--matrix", action="store_true", help="start every app of apps.json on every store")
     parser.add_argument("--apps", help="comma-separated apps.json names (default all)")
     parser.add_argument("--stores", default="memory,redis,postgres")
+    parser.add_argument("--cells", default=",".join(CELLS), help=f"which kinds of cell (default all: {','.join(CELLS)})")
     args = parser.parse_args()
+    # Cells of every app run side by side and block threads on raw sockets (slow drips):
+    # the default pool (cores + 4 threads) would make them wait for each other.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=128))
     scenarios = load_scenarios(args.scenario)
     if args.url:
         failed = 0
@@ -562,31 +321,40 @@ async def main() -> int:
     for store in stores:
         if store != "memory" and not os.environ.get({"redis": "REDIS_URL", "postgres": "DATABASE_URL"}[store]):
             raise SystemExit(f"{store}: set REDIS_URL / DATABASE_URL (make test starts throwaway servers)")
+    cells = args.cells.split(",")
+    if unknown := set(cells) - set(CELLS):
+        parser.error(f"unknown cells {sorted(unknown)}; have {', '.join(CELLS)}")
     results: dict[tuple[str, str], dict[str, str | None]] = {}
     # Cells of different apps run side by side; one app's cells one after another.
     async def per_app(app: str) -> None:
         for store in stores:
             results[(app, store)] = await run_cell(app, apps[app]["command"], store, scenarios)
 
-    await asyncio.gather(*(per_app(a) for a in chosen))
-    code = print_matrix(results, list(scenarios))
+    code = 0
+    if "scenarios" in cells:
+        await asyncio.gather(*(per_app(a) for a in chosen))
+        code = print_matrix(results, list(scenarios))
     durable = [s for s in stores if s != "memory"]
 
-    async def per_integration(label: str, runner: Any) -> int:
-        """One cell per integration and durable store; prints them and returns 1 on a failure."""
+    async def per_integration(label: str, runner: Any, on: list[str] | None = None) -> int:
+        """One cell per integration and store (the durable ones unless `on` says which);
+        prints them and returns 1 on a failure."""
         failures = 0
         print()
-        for store in durable:
+        where = on if on is not None else durable
+        for store in where:
             outcomes = await asyncio.gather(*(runner(a, apps[a]["command"], store) for a in chosen))
             for app, reason in zip(chosen, outcomes):
-                print(f"{label} on {store}: {app:<10} {'pass' if reason is None else 'FAIL ' + reason}")
-                failures += reason is not None
-        print(f"conformance: {len(durable) * len(chosen) - failures} passed, {failures} failed")
+                failed = reason is not None and not isinstance(reason, Passed)
+                mark = f"FAIL {reason}" if failed else "pass" + (f" ({reason})" if reason else "")
+                print(f"{label} on {store}: {app:<10} {mark}")
+                failures += failed
+        print(f"conformance: {len(where) * len(chosen) - failures} passed, {failures} failed")
         return 1 if failures else 0
 
-    if durable:
+    if durable and "multi-process" in cells:
         code = await per_integration("multi-process", run_multi) or code
-    if durable and len(chosen) > 1:
+    if durable and len(chosen) > 1 and "fleet" in cells:
         fleet_failures = 0
         total = 0
         print()
@@ -598,9 +366,12 @@ async def main() -> int:
                 fleet_failures += reason is not None
         print(f"conformance: {total - fleet_failures} passed, {fleet_failures} failed")
         code = code or (1 if fleet_failures else 0)
-    if durable:
-        code = await per_integration("store taken away", run_store_down) or code
-        code = await per_integration("SIGKILL mid-handler", run_killed) or code
+    for cell, (label, runner) in FAULTS.items():
+        if durable and cell in cells:
+            code = await per_integration(label, runner) or code
+    # Hostile input is about the HTTP side; one store is enough (the first asked for).
+    if "hostile" in cells:
+        code = await per_integration("hostile input", hostile.run_hostile, stores[:1]) or code
     return code
 
 

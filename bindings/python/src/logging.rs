@@ -6,14 +6,12 @@
 //! wanted is read from the logger now and then (at most once a second, on a request), so
 //! events nobody would see are not even formatted.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
-use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -82,32 +80,6 @@ fn sender() -> Option<Sender<Record>> {
     Some(tx)
 }
 
-struct Message(String);
-
-impl Visit for Message {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let fields = std::mem::take(&mut self.0);
-            let _ = write!(self.0, "{value:?}");
-            if !fields.is_empty() {
-                let _ = write!(self.0, " {fields}");
-            }
-        } else {
-            let sep = if self.0.is_empty() { "" } else { " " };
-            let _ = write!(self.0, "{sep}{}={value:?}", field.name());
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.record_debug(field, &format_args!("{value}"));
-        } else {
-            let sep = if self.0.is_empty() { "" } else { " " };
-            let _ = write!(self.0, "{sep}{}={value}", field.name());
-        }
-    }
-}
-
 struct PythonLogging;
 
 impl<S: Subscriber> Layer<S> for PythonLogging {
@@ -122,10 +94,8 @@ impl<S: Subscriber> Layer<S> for PythonLogging {
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        let mut message = Message(String::new());
-        event.record(&mut message);
         if let Some(tx) = sender() {
-            let _ = tx.send((python_level(event.metadata().level()), message.0));
+            let _ = tx.send((python_level(event.metadata().level()), idempo::log_text::event_text(event)));
         }
     }
 }

@@ -1,0 +1,127 @@
+"""make soak (issue 8): sustained mixed load on every fixture app, one store at a time,
+checking that nothing runs twice and that memory stays flat.
+
+For each store, every fixture app of tests/fixtures/apps.json runs (optimised builds)
+and idempo-load drives it with the `mixed` workload (no key, new keys, retries of answered
+keys) in back-to-back batches for SOAK_SECONDS (default 600). Every batch is checked: no
+error, and the handler ran exactly as often as the workload implies (no duplicate
+execution). The resident memory of each app's processes is sampled every 10 s; after the
+warm-up (the first fifth of the run) it must stay within 10 % (and 16 MiB) of its level at
+the end of the warm-up. Records expire after 60 s, so the memory store fills to its steady
+size during the warm-up.
+
+    python3 benches/soak/soak.py [--stores memory,redis,postgres] [--apps rust,asgi] [--seconds 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "conformance"))
+from apps import rss_of_tree  # noqa: E402
+from bench import BenchError, Server, check, load, load_apps, machine  # noqa: E402
+
+BATCH = {"rust": 20_000, "asgi": 4_000, "wsgi": 1_000, "express": 3_000, "fastify": 4_000}
+CONCURRENCY = 8
+SAMPLE_EVERY = 10.0
+
+
+@dataclass
+class Soak:
+    name: str
+    server: Server
+    requests: int = 0
+    executions: int = 0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    error: str | None = None
+
+    def drive(self, until: float) -> None:
+        """Batches of the mixed workload until `until`, each checked against the counter."""
+        n = 0
+        try:
+            while time.monotonic() < until:
+                before = self.server.counter()
+                result = load(self.server.url, "mixed", BATCH.get(self.name, 2_000), f"soak-{self.name}-{time.time_ns():x}-{n}", CONCURRENCY)
+                check(self.server, "mixed", result, self.server.counter() - before)
+                self.requests += BATCH.get(self.name, 2_000)
+                self.executions += result["executions"]
+                n += 1
+        except BenchError as e:
+            self.error = str(e)
+
+
+def verdict(soak: Soak, warm_until: float) -> tuple[bool, str]:
+    warm = [rss for t, rss in soak.samples if t <= warm_until]
+    later = [rss for t, rss in soak.samples if t > warm_until]
+    if not warm or not later:
+        return False, "too few memory samples"
+    base, peak, last = warm[-1], max(later), later[-1]
+    allowed = max(base * 0.10, 16 * 2**20)
+    mib = lambda b: f"{b / 2**20:.0f}"  # noqa: E731
+    ok = soak.error is None and peak - base <= allowed
+    text = f"RSS {mib(base)} MiB after warm-up, peak {mib(peak)}, end {mib(last)} (allowed +{mib(allowed)})"
+    return ok, text
+
+
+def soak_store(store: str, url: str, names: list[str], seconds: float) -> list[tuple[str, bool, str]]:
+    apps = {a.name: a for a in load_apps(set(names), with_peers=False)}
+    os.environ["IDEMPO_TTL_MS"] = "60000"
+    soaks = []
+    try:
+        for name in names:
+            soaks.append(Soak(name, Server(apps[name], url, bare=False)))
+        start = time.monotonic()
+        until = start + seconds
+        warm_until = start + seconds / 5
+        threads = [threading.Thread(target=s.drive, args=(until,)) for s in soaks]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            now = time.monotonic()
+            for s in soaks:
+                s.samples.append((now, rss_of_tree(s.server.proc.pid)))
+            time.sleep(SAMPLE_EVERY)
+        for t in threads:
+            t.join()
+        rows = []
+        for s in soaks:
+            ok, memory = verdict(s, warm_until)
+            detail = s.error or f"{s.requests} requests, {s.executions} executions, 0 duplicates; {memory}"
+            print(f"soak {store:8} {s.name:8} {'pass' if ok else 'FAIL'} {detail}", flush=True)
+            rows.append((s.name, ok, detail))
+        return rows
+    finally:
+        for s in soaks:
+            s.server.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stores", default="memory,redis,postgres")
+    parser.add_argument("--apps", default="rust,asgi,wsgi,express,fastify")
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "600")))
+    args = parser.parse_args()
+    urls = {"memory": "memory", "redis": os.environ.get("REDIS_URL", ""), "postgres": os.environ.get("DATABASE_URL", "")}
+    print(f"soak: {machine()}; {args.seconds:.0f} s per store, mixed workload, {CONCURRENCY} connections per app", flush=True)
+    failures = 0
+    total = 0
+    for store in args.stores.split(","):
+        if not urls[store]:
+            print(f"soak: {store}: set REDIS_URL / DATABASE_URL (make soak starts throwaway servers)", file=sys.stderr)
+            return 1
+        for _, ok, _ in soak_store(store, urls[store], args.apps.split(","), args.seconds):
+            total += 1
+            failures += not ok
+    print(f"soak: {total - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+//! Rust `tracing` events from idempo reach a JavaScript logger (node/lib/log.js: the
+//! console by default, or any object with error/warn/info/debug methods, such as pino,
+//! fastify.log or winston).
+//!
+//! Events can happen on runtime threads (a background completion that failed, a lost
+//! lease, a store error under fail_open), so they reach JavaScript through one threadsafe
+//! function, made when the logger is set. It is weak: it never keeps the process alive.
+//! Events below the wanted level are not even formatted.
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+/// The lowest level wanted, in the numbers log.js uses (error 40, warn 30, info 20,
+/// debug 10); above 40, nothing.
+static MIN_LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
+
+/// Called as `sink(level, message)`.
+type Args = FnArgs<(u32, String)>;
+type Sink = ThreadsafeFunction<Args, (), Args, Status, false, true>;
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+
+fn level_number(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 40,
+        Level::WARN => 30,
+        Level::INFO => 20,
+        Level::DEBUG => 10,
+        Level::TRACE => 5,
+    }
+}
+
+/// Send idempo's events at `level` and above to `sink(level, message)`; no sink, none.
+#[napi]
+pub fn set_log_sink(level: u32, sink: Option<Function<Args, ()>>) -> Result<()> {
+    let sink =
+        sink.map(|f| f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()).transpose()?;
+    let wanted = if sink.is_some() { u8::try_from(level.max(1)).unwrap_or(u8::MAX) } else { u8::MAX };
+    *SINK.write().unwrap_or_else(|p| p.into_inner()) = sink;
+    MIN_LEVEL.store(wanted, Ordering::Relaxed);
+    // The first logger installs the bridge. A process that already has a global tracing
+    // subscriber (a Rust host embedding Node) keeps its own.
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let _ = tracing_subscriber::registry().with(NodeLogging).try_init();
+    });
+    Ok(())
+}
+
+struct NodeLogging;
+
+impl<S: Subscriber> Layer<S> for NodeLogging {
+    // The wanted level changes at run time: ask `enabled` at every event rather than let
+    // tracing cache the first answer per call site.
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if metadata.target().starts_with("idempo") { Interest::sometimes() } else { Interest::never() }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
+        metadata.target().starts_with("idempo") && level_number(metadata.level()) >= MIN_LEVEL.load(Ordering::Relaxed)
+    }
+
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let sink = SINK.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(sink) = sink.as_ref() {
+            let level = u32::from(level_number(event.metadata().level()));
+            sink.call((level, idempo::log_text::event_text(event)).into(), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}

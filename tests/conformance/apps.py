@@ -1,0 +1,124 @@
+"""Starting, stopping and watching the fixture apps of tests/fixtures/apps.json: shared by
+the conformance driver, the fault cells (faults.py) and the hostile-input cells
+(hostile.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Failure(Exception):
+    pass
+
+
+class Passed(str):
+    """A cell that passed, with a word on how (printed after `pass`)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Failure(f"the app exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise Failure(f"the app did not listen on {port}")
+
+
+STORE_ENV = {"memory": lambda: "memory", "redis": lambda: os.environ["REDIS_URL"], "postgres": lambda: os.environ["DATABASE_URL"]}
+
+
+def start(command: list[str], store: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """Start an app on a free port with only the §6 variables (plus `extra`). Its stderr
+    goes to a file (`log_of`), never to a pipe nobody drains."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "IDEMPO_STORE": STORE_ENV[store](), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "5000"}
+    for name in ("IDEMPO_COUNTER_FILE", "WORKERS", "IDEMPO_ON_STORE_ERROR", "IDEMPO_LEASE_TTL_MS"):
+        env.pop(name, None)
+    env.update(extra or {})
+    log = tempfile.NamedTemporaryFile(prefix="idempo-app-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen([str(ROOT / command[0]), *command[1:]], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    log.close()
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    return proc, port
+
+
+def log_of(proc: subprocess.Popen[bytes]) -> str:
+    """What the app has written to stderr so far."""
+    try:
+        return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+    except OSError:
+        return ""
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        proc.wait()
+    Path(proc.log_path).unlink(missing_ok=True)  # type: ignore[attr-defined]
+
+
+async def started(proc: subprocess.Popen[bytes], port: int) -> str | None:
+    """None once the app listens, else why it did not start."""
+    try:
+        await asyncio.to_thread(wait_for, port, proc)
+        return None
+    except Failure as e:
+        err = log_of(proc)[-400:] if proc.poll() is not None else ""
+        return f"app did not start: {e} {err}"
+
+
+def tree(pid: int) -> list[int]:
+    """A process and every process under it (gunicorn's master and its worker)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(p for child in children for p in tree(int(child)))]
+
+
+def signal_tree(pid: int, sig: signal.Signals) -> None:
+    for p in tree(pid):
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process under it."""
+    signal_tree(pid, signal.SIGKILL)
+
+
+def rss_of_tree(pid: int) -> int:
+    """Resident memory of a process and its children, in bytes."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
