@@ -5,16 +5,9 @@
 # any, the results table in benches/README.md is rewritten.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export IDEMPO_PROFILE=release IDEMPO_VENV=.venv-bench
-cargo build --quiet --release -p idempo-fixture
-cargo build --quiet --release -p idempo-benches --bin idempo-load
-scripts/python-env.sh
+source scripts/release-builds.sh
 # uvicorn as deployed (uvloop and httptools), for idempo's fixture and the peer alike.
 .venv-bench/bin/python -m pip install --quiet --disable-pip-version-check "uvicorn[standard]"
-scripts/node-env.sh
-(cd node && IDEMPO_NATIVE_PROFILE=release node scripts/build-native.js)
-# The tests use the debug addon: put it back afterwards.
-trap '(cd node && IDEMPO_NATIVE_PROFILE=debug node scripts/build-native.js >/dev/null)' EXIT
 benches/peers/install.sh
 command -v psql >/dev/null || { echo "bench: psql is needed (apt-get install postgresql-client)" >&2; exit 1; }
 if [ $# -eq 0 ]; then

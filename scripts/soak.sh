@@ -4,12 +4,5 @@
 # The services come from scripts/with-services.sh. Arguments go to soak.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export IDEMPO_PROFILE=release IDEMPO_VENV=.venv-bench
-cargo build --quiet --release -p idempo-fixture
-cargo build --quiet --release -p idempo-benches --bin idempo-load
-scripts/python-env.sh
-scripts/node-env.sh
-(cd node && IDEMPO_NATIVE_PROFILE=release node scripts/build-native.js)
-# The tests use the debug addon: put it back afterwards.
-trap '(cd node && IDEMPO_NATIVE_PROFILE=debug node scripts/build-native.js >/dev/null)' EXIT
+source scripts/release-builds.sh
 python3 benches/soak/soak.py "$@"

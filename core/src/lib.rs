@@ -24,8 +24,8 @@ pub mod engine;
 pub mod fingerprint;
 pub mod key;
 mod lease;
-#[doc(hidden)]
-pub mod log_text;
+#[cfg(feature = "log-bridge")]
+pub mod log_bridge;
 pub mod problem;
 pub mod record;
 mod stats;

@@ -5,13 +5,17 @@ the conformance driver, the fault cells (faults.py) and the hostile-input cells
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,3 +126,28 @@ def rss_of_tree(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+@contextlib.asynccontextmanager
+async def serving(command: list[str], store: str, extra: dict[str, str] | None = None) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+    """The app started on a free port, as (process, base URL); stopped afterwards. Raises
+    Failure when it does not start."""
+    proc, port = start(command, store, extra)
+    try:
+        if why := await started(proc, port):
+            raise Failure(why)
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def shared_counter() -> Iterator[dict[str, str]]:
+    """The environment that makes every process of an app count in one file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield {"IDEMPO_COUNTER_FILE": str(Path(tmp) / "count")}
+
+
+def client(timeout: float = 30) -> httpx.AsyncClient:
+    """A client opening a connection per request, as separate retrying clients would."""
+    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))

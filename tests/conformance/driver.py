@@ -343,7 +343,13 @@ async def main() -> int:
         print()
         where = on if on is not None else durable
         for store in where:
-            outcomes = await asyncio.gather(*(runner(a, apps[a]["command"], store) for a in chosen))
+            async def outcome(app: str) -> str | None:
+                try:
+                    return await runner(app, apps[app]["command"], store)
+                except Failure as e:
+                    return str(e)
+
+            outcomes = await asyncio.gather(*(outcome(a) for a in chosen))
             for app, reason in zip(chosen, outcomes):
                 failed = reason is not None and not isinstance(reason, Passed)
                 mark = f"FAIL {reason}" if failed else "pass" + (f" ({reason})" if reason else "")

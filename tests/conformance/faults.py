@@ -8,16 +8,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from apps import STORE_ENV, Passed, free_port, kill_tree, log_of, signal_tree, start, started, stop
+from apps import STORE_ENV, Passed, client, free_port, kill_tree, log_of, serving, shared_counter, signal_tree
 
 
 async def past_409(send: Any, first: httpx.Response, seconds: float) -> httpx.Response:
@@ -28,6 +25,20 @@ async def past_409(send: Any, first: httpx.Response, seconds: float) -> httpx.Re
         await asyncio.sleep(0.25)
         answer = await send()
     return answer
+
+
+async def counter(http: httpx.AsyncClient, base: str) -> int:
+    return int((await http.get(base + "/counter")).json()["count"])
+
+
+async def until_count(http: httpx.AsyncClient, base: str, n: int, seconds: float = 10) -> bool:
+    """Wait until the handler has started its n-th execution."""
+    deadline = time.monotonic() + seconds
+    while await counter(http, base) < n:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 class StoreProxy:
@@ -88,18 +99,11 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
     in the background, and the retry is a replay of that one execution."""
     proxy = StoreProxy(STORE_ENV[store]())
     await proxy.up()
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = {"IDEMPO_STORE": proxy.url, "IDEMPO_COUNTER_FILE": str(Path(tmp) / "count")}
-        proc, port = start(command, store, extra)
-        try:
-            why = await started(proc, port)
-            if why:
-                return why
-            base = f"http://127.0.0.1:{port}"
-            limits = httpx.Limits(max_keepalive_connections=0)
-            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-                post = lambda path, key: client.post(base + path, content=b"b", headers={"Idempotency-Key": key})  # noqa: E731
-                await client.post(base + "/reset")
+    try:
+        with shared_counter() as env:
+            async with serving(command, store, {**env, "IDEMPO_STORE": proxy.url}) as (_, base), client() as http:
+                post = lambda path, key: http.post(base + path, content=b"b", headers={"Idempotency-Key": key})  # noqa: E731
+                await http.post(base + "/reset")
                 if (await post("/echo", f"warm-{uuid.uuid4().hex}")).status_code != 201:
                     return "the app did not work with the store up"
                 await proxy.down()
@@ -107,7 +111,7 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
                 problem = r.json().get("type", "") if r.headers.get("content-type", "").startswith("application/problem+json") else ""
                 if r.status_code != 503 or not problem.endswith("store-unavailable") or not r.headers.get("retry-after"):
                     return f"store down at claim: {r.status_code} {r.headers.get('retry-after')!r} {r.text[:100]!r}"
-                if (await client.get(base + "/counter")).json()["count"] != 1:
+                if await counter(http, base) != 1:
                     return "the handler ran while the store was down"
                 await proxy.up()
                 recovered = False
@@ -119,11 +123,11 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
                 if not recovered:
                     return "no recovery after the store came back"
                 # Down while the handler runs, back well within persist_timeout.
-                await client.post(base + "/reset")
+                await http.post(base + "/reset")
                 key = f"during-{uuid.uuid4().hex}"
                 running = asyncio.create_task(post("/slow?ms=1000", key))
-                while (await client.get(base + "/counter")).json()["count"] < 1:
-                    await asyncio.sleep(0.02)
+                if not await until_count(http, base, 1):
+                    return "the handler never started"
                 await proxy.down()
                 await asyncio.sleep(1.5)
                 await proxy.up()
@@ -134,12 +138,11 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
                 retry = await past_409(send, await send(), 15)
                 if retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
                     return f"the retry was not a replay: {retry.status_code} {retry.text[:80]!r}"
-                if (count := (await client.get(base + "/counter")).json()["count"]) != 1:
+                if (count := await counter(http, base)) != 1:
                     return f"the handler ran {count} times"
-            return None
-        finally:
-            stop(proc)
-            await proxy.down()
+        return None
+    finally:
+        await proxy.down()
 
 
 async def run_killed(app: str, command: list[str], store: str) -> str | None:
@@ -148,39 +151,26 @@ async def run_killed(app: str, command: list[str], store: str) -> str | None:
     exactly once after the lease expires, and is replayed after that; the shared counter
     shows the killed execution and that one, nothing else."""
     lease_ms, handler_ms = 8000, 2500
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = {"IDEMPO_COUNTER_FILE": str(Path(tmp) / "count"), "IDEMPO_LEASE_TTL_MS": str(lease_ms)}
-        proc, port = start(command, store, extra)
-        second: subprocess.Popen[bytes] | None = None
-        try:
-            why = await started(proc, port)
-            if why:
-                return why
-            key = f"killed-{uuid.uuid4().hex}"
-            path = f"/slow?ms={handler_ms}"
-            headers = {"Idempotency-Key": key}
-            async with httpx.AsyncClient(timeout=30) as client:
-                base = f"http://127.0.0.1:{port}"
-                if (await client.post(base + "/reset")).status_code != 204:
+    path = f"/slow?ms={handler_ms}"
+    headers = {"Idempotency-Key": f"killed-{uuid.uuid4().hex}"}
+    with shared_counter() as env:
+        extra = {**env, "IDEMPO_LEASE_TTL_MS": str(lease_ms)}
+        async with client() as http:
+            async with serving(command, store, extra) as (doomed_app, base):
+                if (await http.post(base + "/reset")).status_code != 204:
                     return "POST /reset failed"
-                doomed = asyncio.create_task(client.post(base + path, content=b"once", headers=headers))
+                doomed = asyncio.create_task(http.post(base + path, content=b"once", headers=headers))
                 claimed_at = time.monotonic()
-                while (await client.get(base + "/counter")).json()["count"] < 1:
-                    if time.monotonic() - claimed_at > 10:
-                        return "the handler never started"
-                    await asyncio.sleep(0.02)
-                kill_tree(proc.pid)
+                if not await until_count(http, base, 1):
+                    return "the handler never started"
+                kill_tree(doomed_app.pid)
                 try:
                     r = await doomed
                     return f"the killed request was answered: {r.status_code}"
                 except httpx.HTTPError:
                     pass
-                second, port2 = start(command, store, extra)
-                why = await started(second, port2)
-                if why:
-                    return f"restart: {why}"
-                base = f"http://127.0.0.1:{port2}"
-                send = lambda: client.post(base + path, content=b"once", headers=headers)  # noqa: E731
+            async with serving(command, store, extra) as (_, base):
+                send = lambda: http.post(base + path, content=b"once", headers=headers)  # noqa: E731
                 retry = await send()
                 if time.monotonic() - claimed_at < lease_ms / 1000 - 0.5 and retry.status_code != 409:
                     return f"a retry while the dead holder's lease lived got {retry.status_code}, not 409"
@@ -190,31 +180,9 @@ async def run_killed(app: str, command: list[str], store: str) -> str | None:
                 replay = await send()
                 if replay.headers.get("idempotency-replayed") != "true" or replay.content != retry.content:
                     return f"the next retry was not a replay: {replay.status_code}"
-                count = (await client.get(base + "/counter")).json()["count"]
-            if count != 2:
-                return f"the handler ran {count} times (expected the killed run and one more)"
-            return None
-        finally:
-            kill_tree(proc.pid)
-            proc.wait()
-            if second is not None:
-                stop(second)
-
-
-
-
-async def counter(client: httpx.AsyncClient, base: str) -> int:
-    return int((await client.get(base + "/counter")).json()["count"])
-
-
-async def until_count(client: httpx.AsyncClient, base: str, n: int, seconds: float = 10) -> bool:
-    """Wait until the handler has started its n-th execution."""
-    deadline = time.monotonic() + seconds
-    while await counter(client, base) < n:
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
+                if (count := await counter(http, base)) != 2:
+                    return f"the handler ran {count} times (expected the killed run and one more)"
+    return None
 
 
 async def run_fail_open(app: str, command: list[str], store: str) -> str | None:
@@ -222,16 +190,12 @@ async def run_fail_open(app: str, command: list[str], store: str) -> str | None:
     handler unprotected (so a retry runs it again) and the app logs a warning saying so."""
     proxy = StoreProxy(STORE_ENV[store]())
     await proxy.up()
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = {"IDEMPO_STORE": proxy.url, "IDEMPO_COUNTER_FILE": str(Path(tmp) / "count"), "IDEMPO_ON_STORE_ERROR": "fail_open"}
-        proc, port = start(command, store, extra)
-        try:
-            if why := await started(proc, port):
-                return why
-            base = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-                post = lambda key: client.post(base + "/echo", content=b"open", headers={"Idempotency-Key": key})  # noqa: E731
-                await client.post(base + "/reset")
+    try:
+        with shared_counter() as env:
+            extra = {**env, "IDEMPO_STORE": proxy.url, "IDEMPO_ON_STORE_ERROR": "fail_open"}
+            async with serving(command, store, extra) as (proc, base), client() as http:
+                post = lambda key: http.post(base + "/echo", content=b"open", headers={"Idempotency-Key": key})  # noqa: E731
+                await http.post(base + "/reset")
                 if (await post(f"warm-{uuid.uuid4().hex}")).status_code != 201:
                     return "the app did not work with the store up"
                 await proxy.down()
@@ -241,17 +205,16 @@ async def run_fail_open(app: str, command: list[str], store: str) -> str | None:
                     return f"with the store down: {[(r.status_code, r.text[:60]) for r in answers]}"
                 if any(r.headers.get("idempotency-replayed") for r in answers):
                     return "a response was marked replayed without a store"
-                if (count := await counter(client, base)) != 3:
+                if (count := await counter(http, base)) != 3:
                     return f"the handler ran {count} times, expected 3 (warm-up and two unprotected runs)"
-            deadline = time.monotonic() + 5
-            while "unprotected" not in log_of(proc):
-                if time.monotonic() > deadline:
-                    return f"no warning logged; stderr ends {log_of(proc)[-200:]!r}"
-                await asyncio.sleep(0.1)
-            return None
-        finally:
-            stop(proc)
-            await proxy.down()
+                deadline = time.monotonic() + 5
+                while "unprotected" not in log_of(proc):
+                    if time.monotonic() > deadline:
+                        return f"no warning logged; stderr ends {log_of(proc)[-200:]!r}"
+                    await asyncio.sleep(0.1)
+        return None
+    finally:
+        await proxy.down()
 
 
 async def run_takeover(app: str, command: list[str], store: str) -> str | None:
@@ -260,51 +223,39 @@ async def run_takeover(app: str, command: list[str], store: str) -> str | None:
     runs and finishes its handler, but its completion carries a stale fencing token and is
     rejected. Every retry replays B's response; the shared counter shows the two runs."""
     lease_ms, handler_ms = 2000, 3000
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = {"IDEMPO_COUNTER_FILE": str(Path(tmp) / "count"), "IDEMPO_LEASE_TTL_MS": str(lease_ms)}
-        a, port_a = start(command, store, extra)
-        b, port_b = start(command, store, extra)
-        try:
-            for proc, port in ((a, port_a), (b, port_b)):
-                if why := await started(proc, port):
-                    return why
-            base_a, base_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-            key = f"takeover-{uuid.uuid4().hex}"
-            path = f"/execution?ms={handler_ms}"
-            async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-                post = lambda base: client.post(base + path, content=b"t", headers={"Idempotency-Key": key})  # noqa: E731
-                await client.post(base_b + "/reset")
+    path = f"/execution?ms={handler_ms}"
+    headers = {"Idempotency-Key": f"takeover-{uuid.uuid4().hex}"}
+    with shared_counter() as env:
+        extra = {**env, "IDEMPO_LEASE_TTL_MS": str(lease_ms)}
+        async with serving(command, store, extra) as (a, base_a), serving(command, store, extra) as (_, base_b):
+            async with client(timeout=60) as http:
+                post = lambda base: http.post(base + path, content=b"t", headers=headers)  # noqa: E731
+                await http.post(base_b + "/reset")
                 stale = asyncio.create_task(post(base_a))
-                if not await until_count(client, base_b, 1):
+                if not await until_count(http, base_b, 1):
                     return "A's handler never started"
                 signal_tree(a.pid, signal.SIGSTOP)
                 try:
                     await asyncio.sleep(lease_ms / 1000 + 1.0)
                     owner = asyncio.create_task(post(base_b))
-                    if not await until_count(client, base_b, 2, seconds=5):
+                    if not await until_count(http, base_b, 2, seconds=5):
                         early = await owner if owner.done() else None
                         return f"B did not take over the expired lease ({early.status_code if early else 'no answer'})"
                     await asyncio.sleep(0.3)
                 finally:
                     signal_tree(a.pid, signal.SIGCONT)
-                stale_answer = await stale
-                owner_answer = await owner
-            if stale_answer.status_code != 200 or stale_answer.text != "execution:1":
-                return f"A's client got {stale_answer.status_code} {stale_answer.text[:60]!r}, not its own response"
-            if owner_answer.status_code != 200 or owner_answer.text != "execution:2":
-                return f"B's client got {owner_answer.status_code} {owner_answer.text[:60]!r}"
-            async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+                stale_answer, owner_answer = await stale, await owner
+                if stale_answer.status_code != 200 or stale_answer.text != "execution:1":
+                    return f"A's client got {stale_answer.status_code} {stale_answer.text[:60]!r}, not its own response"
+                if owner_answer.status_code != 200 or owner_answer.text != "execution:2":
+                    return f"B's client got {owner_answer.status_code} {owner_answer.text[:60]!r}"
                 for base in (base_a, base_b):
-                    retry = await client.post(base + path, content=b"t", headers={"Idempotency-Key": key})
+                    retry = await post(base)
                     if retry.headers.get("idempotency-replayed") != "true" or retry.text != "execution:2":
                         return f"a retry got {retry.status_code} {retry.text[:60]!r}, not B's response replayed"
-                if (count := await counter(client, base_b)) != 2:
+                if (count := await counter(http, base_b)) != 2:
                     return f"the handler ran {count} times"
-            return None
-        finally:
-            signal_tree(a.pid, signal.SIGCONT)
-            stop(a)
-            stop(b)
+    return None
 
 
 def raw_request(port: int, path: str, key: str, body: bytes) -> socket.socket:
@@ -322,40 +273,33 @@ async def run_disconnect(app: str, command: list[str], store: str) -> str | None
     get its answer within a few seconds of the handler's end."""
     lease_ms, handler_ms = 30000, 1000
     outcomes = []
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = {"IDEMPO_COUNTER_FILE": str(Path(tmp) / "count"), "IDEMPO_LEASE_TTL_MS": str(lease_ms)}
-        proc, port = start(command, store, extra)
-        try:
-            if why := await started(proc, port):
-                return why
-            base = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-                for what, path, stream in (("mid-handler", f"/execution?ms={handler_ms}", False), ("mid-stream", "/stream", True)):
-                    await client.post(base + "/reset")
-                    key = f"gone-{uuid.uuid4().hex}"
-                    sock = await asyncio.to_thread(raw_request, port, path, key, b"d")
-                    if stream:
-                        # Wait for the response head, then go away while events still flow.
-                        got = await asyncio.to_thread(sock.recv, 256)
-                        if not got.startswith(b"HTTP/1.1 200"):
-                            return f"{what}: the stream did not start: {got[:60]!r}"
-                    elif not await until_count(client, base, 1):
-                        return f"{what}: the handler never started"
-                    sock.close()
-                    gone_at = time.monotonic()
-                    send = lambda: client.post(base + path, content=b"d", headers={"Idempotency-Key": key})  # noqa: E731
-                    retry = await past_409(send, await send(), handler_ms / 1000 + 5)
-                    if retry.status_code == 409:
-                        return f"{what}: the key was still in flight {time.monotonic() - gone_at:.1f} s after the client left"
-                    if retry.status_code != 200:
-                        return f"{what}: the retry got {retry.status_code} {retry.text[:80]!r}"
-                    replayed = retry.headers.get("idempotency-replayed") == "true"
-                    count = await counter(client, base)
-                    if count != (1 if replayed else 2):
-                        return f"{what}: retry {'replayed' if replayed else 'executed'} but the handler ran {count} times"
-                    if replayed and not stream and retry.text != "execution:1":
-                        return f"{what}: the replay is {retry.text[:60]!r}, not the first execution's response"
-                    outcomes.append(f"{what} {'completed' if replayed else 'released'}")
-            return Passed(", ".join(outcomes))
-        finally:
-            stop(proc)
+    with shared_counter() as env:
+        async with serving(command, store, {**env, "IDEMPO_LEASE_TTL_MS": str(lease_ms)}) as (_, base), client() as http:
+            port = int(base.rsplit(":", 1)[1])
+            for what, path, stream in (("mid-handler", f"/execution?ms={handler_ms}", False), ("mid-stream", "/stream", True)):
+                await http.post(base + "/reset")
+                key = f"gone-{uuid.uuid4().hex}"
+                sock = await asyncio.to_thread(raw_request, port, path, key, b"d")
+                if stream:
+                    # Wait for the response head, then go away while events still flow.
+                    got = await asyncio.to_thread(sock.recv, 256)
+                    if not got.startswith(b"HTTP/1.1 200"):
+                        return f"{what}: the stream did not start: {got[:60]!r}"
+                elif not await until_count(http, base, 1):
+                    return f"{what}: the handler never started"
+                sock.close()
+                gone_at = time.monotonic()
+                send = lambda: http.post(base + path, content=b"d", headers={"Idempotency-Key": key})  # noqa: E731
+                retry = await past_409(send, await send(), handler_ms / 1000 + 5)
+                if retry.status_code == 409:
+                    return f"{what}: the key was still in flight {time.monotonic() - gone_at:.1f} s after the client left"
+                if retry.status_code != 200:
+                    return f"{what}: the retry got {retry.status_code} {retry.text[:80]!r}"
+                replayed = retry.headers.get("idempotency-replayed") == "true"
+                count = await counter(http, base)
+                if count != (1 if replayed else 2):
+                    return f"{what}: retry {'replayed' if replayed else 'executed'} but the handler ran {count} times"
+                if replayed and not stream and retry.text != "execution:1":
+                    return f"{what}: the replay is {retry.text[:60]!r}, not the first execution's response"
+                outcomes.append(f"{what} {'completed' if replayed else 'released'}")
+    return Passed(", ".join(outcomes))

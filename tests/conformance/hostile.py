@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from apps import Passed, rss_of_tree, start, started, stop
+from apps import Passed, rss_of_tree, serving
 
 HUNDRED_MB = 100 * 1024 * 1024
 # What the app may grow by over the whole run; one 100 MB body held in memory would
@@ -108,7 +108,6 @@ async def call(port: int, raw: bytes) -> Answer:
 class Run:
     def __init__(self, port: int) -> None:
         self.port = port
-        self.base = f"http://127.0.0.1:{port}"
 
     async def count(self) -> int:
         answer = await call(self.port, b"GET /counter HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -309,11 +308,8 @@ CASES = (bad_keys, header_floods, big_bodies, slow_drip, non_utf8, json_bombs)
 
 
 async def run_hostile(app: str, command: list[str], store: str) -> str | None:
-    proc, port = start(command, store)
-    try:
-        if why := await started(proc, port):
-            return why
-        run = Run(port)
+    async with serving(command, store) as (proc, base):
+        run = Run(int(base.rsplit(":", 1)[1]))
         if why := await run.alive("start-up"):
             return why
         baseline = rss_of_tree(proc.pid)
@@ -330,5 +326,3 @@ async def run_hostile(app: str, command: list[str], store: str) -> str | None:
         if grown > MEMORY_BOUND:
             return f"the app grew by {grown / 1e6:.0f} MB"
         return Passed(f"{'; '.join(notes)}; memory +{grown / 1e6:.0f} MB")
-    finally:
-        stop(proc)

@@ -10,12 +10,10 @@
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use idempo::log_bridge::Bridge;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use tracing::subscriber::Interest;
-use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
 /// The lowest level wanted, in the numbers log.js uses (error 40, warn 30, info 20,
@@ -26,16 +24,6 @@ static MIN_LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
 type Args = FnArgs<(u32, String)>;
 type Sink = ThreadsafeFunction<Args, (), Args, Status, false, true>;
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
-
-fn level_number(level: &Level) -> u8 {
-    match *level {
-        Level::ERROR => 40,
-        Level::WARN => 30,
-        Level::INFO => 20,
-        Level::DEBUG => 10,
-        Level::TRACE => 5,
-    }
-}
 
 /// Send idempo's events at `level` and above to `sink(level, message)`; no sink, none.
 #[napi]
@@ -49,29 +37,13 @@ pub fn set_log_sink(level: u32, sink: Option<Function<Args, ()>>) -> Result<()> 
     // subscriber (a Rust host embedding Node) keeps its own.
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        let _ = tracing_subscriber::registry().with(NodeLogging).try_init();
+        let bridge = Bridge::new(&MIN_LEVEL, |level, text| {
+            let sink = SINK.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(sink) = sink.as_ref() {
+                sink.call((u32::from(level), text).into(), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        });
+        let _ = tracing_subscriber::registry().with(bridge).try_init();
     });
     Ok(())
-}
-
-struct NodeLogging;
-
-impl<S: Subscriber> Layer<S> for NodeLogging {
-    // The wanted level changes at run time: ask `enabled` at every event rather than let
-    // tracing cache the first answer per call site.
-    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if metadata.target().starts_with("idempo") { Interest::sometimes() } else { Interest::never() }
-    }
-
-    fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
-        metadata.target().starts_with("idempo") && level_number(metadata.level()) >= MIN_LEVEL.load(Ordering::Relaxed)
-    }
-
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        let sink = SINK.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(sink) = sink.as_ref() {
-            let level = u32::from(level_number(event.metadata().level()));
-            sink.call((level, idempo::log_text::event_text(event)).into(), ThreadsafeFunctionCallMode::NonBlocking);
-        }
-    }
 }

@@ -11,10 +11,8 @@ use std::sync::mpsc::{Sender, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use idempo::log_bridge::Bridge;
 use pyo3::prelude::*;
-use tracing::subscriber::Interest;
-use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
 /// The lowest Python level wanted (logging.DEBUG = 10 … logging.ERROR = 40).
@@ -25,16 +23,6 @@ static LOGGER: OnceLock<Py<PyAny>> = OnceLock::new();
 type Record = (u8, String);
 /// The logging thread's inbox, with the process it belongs to.
 static SINK: Mutex<Option<(u32, Sender<Record>)>> = Mutex::new(None);
-
-fn python_level(level: &Level) -> u8 {
-    match *level {
-        Level::ERROR => 40,
-        Level::WARN => 30,
-        Level::INFO => 20,
-        Level::DEBUG => 10,
-        Level::TRACE => 5,
-    }
-}
 
 /// Set the wanted level from the logger's effective level.
 #[pyfunction]
@@ -80,32 +68,17 @@ fn sender() -> Option<Sender<Record>> {
     Some(tx)
 }
 
-struct PythonLogging;
-
-impl<S: Subscriber> Layer<S> for PythonLogging {
-    // The wanted level changes at run time: ask `enabled` at every event rather than let
-    // tracing cache the first answer per call site.
-    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if metadata.target().starts_with("idempo") { Interest::sometimes() } else { Interest::never() }
-    }
-
-    fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
-        metadata.target().starts_with("idempo") && python_level(metadata.level()) >= MIN_LEVEL.load(Ordering::Relaxed)
-    }
-
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        if let Some(tx) = sender() {
-            let _ = tx.send((python_level(event.metadata().level()), idempo::log_text::event_text(event)));
-        }
-    }
-}
-
 /// Install the bridge once, at module import. If the process already has a global
 /// `tracing` subscriber (a Rust host embedding Python), that one is left in charge.
 pub fn install(py: Python<'_>) -> PyResult<()> {
     let logger = py.import("logging")?.call_method1("getLogger", ("idempo",))?.unbind();
     if LOGGER.set(logger).is_ok() {
-        let _ = tracing_subscriber::registry().with(PythonLogging).try_init();
+        let bridge = Bridge::new(&MIN_LEVEL, |level, text| {
+            if let Some(tx) = sender() {
+                let _ = tx.send((level, text));
+            }
+        });
+        let _ = tracing_subscriber::registry().with(bridge).try_init();
     }
     _refresh_log_level(py)
 }
