@@ -460,9 +460,10 @@ def machine() -> str:
     return f"{os.cpu_count()} vCPU {cpu}, {mem:.0f} GiB, {platform.system()} {platform.release()}"
 
 
-def write(path: Path, text: str) -> None:
+def write(path: Path, text: str, marker: str = "bench") -> None:
+    """Put `text` between the `<!-- marker:begin -->` and `<!-- marker:end -->` lines."""
     doc = path.read_text()
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
     if begin not in doc or end not in doc:
         raise BenchError(f"{path} has no {begin} … {end} markers")
     head, _, rest = doc.partition(begin)

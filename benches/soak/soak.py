@@ -11,6 +11,7 @@ the end of the warm-up. Records expire after 60 s, so the memory store fills to 
 size during the warm-up.
 
     python3 benches/soak/soak.py [--stores memory,redis,postgres] [--apps rust,asgi] [--seconds 600]
+                                 [--write benches/README.md]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "conformance"))
 from apps import rss_of_tree  # noqa: E402
-from bench import BenchError, Server, check, load, load_apps, machine  # noqa: E402
+from bench import BenchError, Server, check, load, load_apps, machine, write  # noqa: E402
 
 BATCH = {"rust": 20_000, "asgi": 4_000, "wsgi": 1_000, "express": 3_000, "fastify": 4_000}
 CONCURRENCY = 8
@@ -70,7 +71,10 @@ def verdict(soak: Soak, warm_until: float) -> tuple[bool, str]:
     return ok, text
 
 
-def soak_store(store: str, url: str, names: list[str], seconds: float) -> list[tuple[str, bool, str]]:
+Row = tuple[str, str, bool, str]  # store, app, passed, figures
+
+
+def soak_store(store: str, url: str, names: list[str], seconds: float) -> list[Row]:
     apps = {a.name: a for a in load_apps(set(names), with_peers=False)}
     os.environ["IDEMPO_TTL_MS"] = "60000"
     soaks = []
@@ -95,11 +99,23 @@ def soak_store(store: str, url: str, names: list[str], seconds: float) -> list[t
             ok, memory = verdict(s, warm_until)
             detail = s.error or f"{s.requests} requests, {s.executions} executions, 0 duplicates; {memory}"
             print(f"soak {store:8} {s.name:8} {'pass' if ok else 'FAIL'} {detail}", flush=True)
-            rows.append((s.name, ok, detail))
+            rows.append((store, s.name, ok, detail))
         return rows
     finally:
         for s in soaks:
             s.server.stop()
+
+
+def table(rows: list[Row], seconds: float) -> str:
+    lines = [
+        f"Machine: {machine()}. {seconds:.0f} s of the `mixed` workload per store, {CONCURRENCY} connections "
+        f"per app, all five apps at once; memory is the resident size of the app's processes.",
+        "",
+        "| store | app | verdict | figures |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {store} | {app} | {'pass' if ok else 'FAIL'} | {figures} |" for store, app, ok, figures in rows]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -107,19 +123,20 @@ def main() -> int:
     parser.add_argument("--stores", default="memory,redis,postgres")
     parser.add_argument("--apps", default="rust,asgi,wsgi,express,fastify")
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "600")))
+    parser.add_argument("--write", type=Path, help="put the results table between the soak markers of this file")
     args = parser.parse_args()
     urls = {"memory": "memory", "redis": os.environ.get("REDIS_URL", ""), "postgres": os.environ.get("DATABASE_URL", "")}
     print(f"soak: {machine()}; {args.seconds:.0f} s per store, mixed workload, {CONCURRENCY} connections per app", flush=True)
-    failures = 0
-    total = 0
+    rows: list[Row] = []
     for store in args.stores.split(","):
         if not urls[store]:
             print(f"soak: {store}: set REDIS_URL / DATABASE_URL (make soak starts throwaway servers)", file=sys.stderr)
             return 1
-        for _, ok, _ in soak_store(store, urls[store], args.apps.split(","), args.seconds):
-            total += 1
-            failures += not ok
-    print(f"soak: {total - failures} passed, {failures} failed")
+        rows += soak_store(store, urls[store], args.apps.split(","), args.seconds)
+    failures = sum(not ok for _, _, ok, _ in rows)
+    print(f"soak: {len(rows) - failures} passed, {failures} failed")
+    if args.write:
+        write(args.write, table(rows, args.seconds), "soak")
     return 1 if failures else 0
 
 
