@@ -14,8 +14,10 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,4 +152,6 @@ def shared_counter() -> Iterator[dict[str, str]]:
 
 def client(timeout: float = 30) -> httpx.AsyncClient:
     """A client opening a connection per request, as separate retrying clients would."""
+    import httpx  # here, so that make soak's stdlib-only scripts can use this module
+
     return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
