@@ -44,9 +44,10 @@ toolchain:
 fuzz: toolchain
 	scripts/fuzz.sh
 
-## soak: sustained mixed load on every fixture app, one store at a time, SOAK_SECONDS
-## (default 600) per store: no duplicate execution, memory flat after warm-up
-## (benches/soak/soak.py; optimised builds; about 35 minutes; not part of make test)
+## soak: sustained mixed load on every fixture app, one store at a time: SOAK_WARMUP
+## (default 300) s of warm-up, then SOAK_SECONDS (default 600) s judged per store; no
+## duplicate execution, memory flat after the warm-up (benches/soak/soak.py; optimised
+## builds; about 50 minutes; not part of make test)
 soak: toolchain
 	scripts/with-services.sh scripts/soak.sh
 

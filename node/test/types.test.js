@@ -20,6 +20,7 @@ test('ESM import works for every entry point', async () => {
   const express = await import('../express.mjs')
   const fastify = await import('../fastify.mjs')
   assert.equal(typeof root.MemoryStore, 'function')
+  assert.equal(typeof root.setLogger, 'function')
   assert.equal(typeof express.idempotency, 'function')
   assert.equal(typeof express.default, 'function')
   assert.equal(typeof fastify.default, 'function')

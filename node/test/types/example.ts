@@ -1,11 +1,13 @@
 // Compiled with `tsc --noEmit --strict` by test/types.test.js: every entry point, typed.
 import express from 'express'
 import Fastify from 'fastify'
-import { MemoryStore, RedisStore, PostgresStore, StoreUnavailableError, ConfigurationError, type Store } from 'idempo'
+import { MemoryStore, RedisStore, PostgresStore, StoreUnavailableError, ConfigurationError, setLogger, type Store } from 'idempo'
 import { idempotency } from 'idempo/express'
 import idempotencyPlugin from 'idempo/fastify'
 
 async function main (): Promise<void> {
+  setLogger(console, { level: 'info' })
+  setLogger(null)
   let store: Store = new MemoryStore({ maxEntries: 10_000 })
   try {
     store = await RedisStore.connect('redis://127.0.0.1:6379', { prefix: 'app:' })
