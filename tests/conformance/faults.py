@@ -17,11 +17,12 @@ import httpx
 from apps import STORE_ENV, Passed, client, free_port, kill_tree, log_of, serving, shared_counter, signal_tree
 
 
-async def past_409(send: Any, first: httpx.Response, seconds: float) -> httpx.Response:
-    """Send again while the answer is 409 (the key still in flight), for up to `seconds`."""
+async def past_409(send: Any, first: httpx.Response, seconds: float, also: tuple[int, ...] = ()) -> httpx.Response:
+    """Send again while the answer is 409 (the key still in flight), or one of `also`, for
+    up to `seconds`."""
     deadline = time.monotonic() + seconds
     answer = first
-    while answer.status_code == 409 and time.monotonic() < deadline:
+    while answer.status_code in (409, *also) and time.monotonic() < deadline:
         await asyncio.sleep(0.25)
         answer = await send()
     return answer
@@ -135,7 +136,8 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
                 if first.status_code != 200:
                     return f"the client did not get its response: {first.status_code} {first.text[:80]!r}"
                 send = lambda: post("/slow?ms=1000", key)  # noqa: E731
-                retry = await past_409(send, await send(), 15)
+                # A 503 with Retry-After while the app reconnects says "try again", as a 409 does.
+                retry = await past_409(send, await send(), 15, also=(503,))
                 if retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
                     return f"the retry was not a replay: {retry.status_code} {retry.text[:80]!r}"
                 if (count := await counter(http, base)) != 1:
