@@ -46,12 +46,13 @@ class Soak:
     def drive(self, until: float) -> None:
         """Batches of the mixed workload until `until`, each checked against the counter."""
         n = 0
+        batch = BATCH.get(self.name, 2_000)
         try:
             while time.monotonic() < until:
                 before = self.server.counter()
-                result = load(self.server.url, "mixed", BATCH.get(self.name, 2_000), f"soak-{self.name}-{time.time_ns():x}-{n}", CONCURRENCY)
+                result = load(self.server.url, "mixed", batch, f"soak-{self.name}-{time.time_ns():x}-{n}", CONCURRENCY)
                 check(self.server, "mixed", result, self.server.counter() - before)
-                self.requests += BATCH.get(self.name, 2_000)
+                self.requests += batch
                 self.executions += result["executions"]
                 n += 1
         except BenchError as e:

@@ -155,3 +155,13 @@ def client(timeout: float = 30) -> httpx.AsyncClient:
     import httpx  # here, so that make soak's stdlib-only scripts can use this module
 
     return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def raw_request(path: bytes, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
+    """A POST as bytes on the wire, any bytes allowed (no HTTP client sends most of what
+    the hostile cells do). Content-Length is added unless the headers frame the body."""
+    lines = [b"POST " + path + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    if not any(n.lower() in (b"content-length", b"transfer-encoding") for n, _ in headers):
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -33,7 +34,7 @@ from typing import Any
 import faults
 import hostile
 import httpx
-from apps import ROOT, Failure, Passed, start, started, stop
+from apps import ROOT, Failure, Passed, serving, shared_counter, start, started, stop
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "scenarios"
@@ -159,22 +160,19 @@ async def run_concurrent(base: str, i: int, n: int, request: dict[str, Any]) -> 
 
 
 async def run_cell(app: str, command: list[str], store: str, scenarios: dict[str, dict[str, Any]]) -> dict[str, str | None]:
-    proc, port = start(command, store)
     results: dict[str, str | None] = {}
     try:
-        why = await started(proc, port)
-        if why:
-            return {name: why for name in scenarios}
-        for name, scenario in scenarios.items():
-            try:
-                await run_scenario(f"http://127.0.0.1:{port}", scenario)
-                results[name] = None
-            except Failure as e:
-                results[name] = str(e)
-            except Exception as e:  # noqa: BLE001 - any error is a failed cell, with its reason
-                results[name] = f"{type(e).__name__}: {e}"
-    finally:
-        stop(proc)
+        async with serving(command, store) as (_, base):
+            for name, scenario in scenarios.items():
+                try:
+                    await run_scenario(base, scenario)
+                    results[name] = None
+                except Failure as e:
+                    results[name] = str(e)
+                except Exception as e:  # noqa: BLE001 - any error is a failed cell, with its reason
+                    results[name] = f"{type(e).__name__}: {e}"
+    except Failure as e:  # the app did not start
+        return {name: str(e) for name in scenarios}
     return results
 
 
@@ -182,40 +180,29 @@ async def run_multi(app: str, command: list[str], store: str) -> str | None:
     """Two or more processes of one integration behind one durable store: 200 concurrent
     duplicates spread across them execute once. Rust runs two servers on two ports; the
     others run their own multi-process servers (uvicorn/gunicorn workers, node:cluster)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = {"IDEMPO_COUNTER_FILE": str(Path(tmp) / "count"), "WORKERS": "2"}
-        procs = [start(command, store, extra) for _ in range(2 if app == "rust" else 1)]
-        try:
-            for proc, port in procs:
-                why = await started(proc, port)
-                if why:
-                    return why
-            bases = [f"http://127.0.0.1:{port}" for _, port in procs]
-            key = f"multi-{uuid.uuid4().hex}"
+    key = f"multi-{uuid.uuid4().hex}"
+    with shared_counter() as env:
+        async with contextlib.AsyncExitStack() as stack:
+            servers = [await stack.enter_async_context(serving(command, store, {**env, "WORKERS": "2"})) for _ in range(2 if app == "rust" else 1)]
+            bases = [base for _, base in servers]
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
-            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-                if (await client.post(bases[0] + "/reset")).status_code != 204:
+            async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+                if (await http.post(bases[0] + "/reset")).status_code != 204:
                     return "POST /reset failed"
-                request = {"path": "/slow?ms=300", "key": key, "body": "same"}
                 responses = await asyncio.gather(*(
-                    client.post(bases[i % len(bases)] + request["path"], content=b"same", headers={"Idempotency-Key": key})
+                    http.post(bases[i % len(bases)] + "/slow?ms=300", content=b"same", headers={"Idempotency-Key": key})
                     for i in range(200)))
-                count = (await client.get(bases[0] + "/counter")).json()["count"]
-            originals = [r for r in responses if r.status_code == 200 and r.headers.get("idempotency-replayed") != "true"]
-            others = [r for r in responses if r.headers.get("idempotency-replayed") == "true" or r.status_code == 409]
-            pids = {r.headers.get("x-pid") for r in responses} - {None}
-            if len(originals) != 1 or len(originals) + len(others) != 200:
-                return f"{len(originals)} executions answered (statuses {sorted({r.status_code for r in responses})})"
-            if count != 1:
-                return f"the handler ran {count} times across the processes"
-            if app != "rust" and len(pids) < 2:
-                return f"only one process answered (pids {sorted(pids)})"
-            return None
-        finally:
-            for proc, _ in procs:
-                stop(proc)
+                count = (await http.get(bases[0] + "/counter")).json()["count"]
+    originals = [r for r in responses if r.status_code == 200 and r.headers.get("idempotency-replayed") != "true"]
+    others = [r for r in responses if r.headers.get("idempotency-replayed") == "true" or r.status_code == 409]
+    pids = {r.headers.get("x-pid") for r in responses} - {None}
+    if len(originals) != 1 or len(originals) + len(others) != 200:
+        return f"{len(originals)} executions answered (statuses {sorted({r.status_code for r in responses})})"
+    if count != 1:
+        return f"the handler ran {count} times across the processes"
+    if app != "rust" and len(pids) < 2:
+        return f"only one process answered (pids {sorted(pids)})"
+    return None
 
 
 async def run_fleet(apps: dict[str, Any], names: list[str], store: str) -> dict[str, str | None]:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from apps import STORE_ENV, Passed, client, free_port, kill_tree, log_of, serving, shared_counter, signal_tree
+from apps import STORE_ENV, Passed, client, free_port, kill_tree, log_of, raw_request, serving, shared_counter, signal_tree
 
 
 async def past_409(send: Any, first: httpx.Response, seconds: float, also: tuple[int, ...] = ()) -> httpx.Response:
@@ -260,10 +260,9 @@ async def run_takeover(app: str, command: list[str], store: str) -> str | None:
     return None
 
 
-def raw_request(port: int, path: str, key: str, body: bytes) -> socket.socket:
+def connect_and_send(port: int, raw: bytes) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: {key}\r\nContent-Length: {len(body)}\r\n\r\n"
-    sock.sendall(head.encode() + body)
+    sock.sendall(raw)
     return sock
 
 
@@ -281,7 +280,8 @@ async def run_disconnect(app: str, command: list[str], store: str) -> str | None
             for what, path, stream in (("mid-handler", f"/execution?ms={handler_ms}", False), ("mid-stream", "/stream", True)):
                 await http.post(base + "/reset")
                 key = f"gone-{uuid.uuid4().hex}"
-                sock = await asyncio.to_thread(raw_request, port, path, key, b"d")
+                raw = raw_request(path.encode(), [(b"Idempotency-Key", key.encode())], b"d")
+                sock = await asyncio.to_thread(connect_and_send, port, raw)
                 if stream:
                     # Wait for the response head, then go away while events still flow.
                     got = await asyncio.to_thread(sock.recv, 256)

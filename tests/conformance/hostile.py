@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from apps import Passed, rss_of_tree, serving
+from apps import Passed, raw_request, rss_of_tree, serving
 
 HUNDRED_MB = 100 * 1024 * 1024
 # What the app may grow by over the whole run; one 100 MB body held in memory would
@@ -71,14 +71,6 @@ def dechunk(data: bytes) -> bytes:
     return bytes(out)
 
 
-def request(path: bytes, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
-    lines = [b"POST " + path + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
-    lines += [name + b": " + value for name, value in headers]
-    if body or not any(n.lower() == b"transfer-encoding" for n, _ in headers):
-        lines.append(b"Content-Length: " + str(len(body)).encode())
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
 def exchange(port: int, raw: bytes, timeout: float = 15) -> Answer:
     """Send `raw` and read until the server closes the connection (every request here
     asks for Connection: close)."""
@@ -116,7 +108,7 @@ class Run:
     async def alive(self, after: str) -> str | None:
         """The app still answers a plain keyed request, and it runs once."""
         body = b"still here"
-        answer = await call(self.port, request(b"/echo", key_header(fresh()), body))
+        answer = await call(self.port, raw_request(b"/echo", key_header(fresh()), body))
         if answer.status != 201 or answer.body != body:
             return f"after {after} the app answered {answer}"
         return None
@@ -164,25 +156,25 @@ async def bad_keys(run: Run) -> str | None:
         "64 KB": b"k" * 65536,
     }
     for name, value in shapes.items():
-        if why := await run.refused(f"key {name}", request(b"/echo", key_header(value), b"x"), "invalid-key"):
+        if why := await run.refused(f"key {name}", raw_request(b"/echo", key_header(value), b"x"), "invalid-key"):
             return why
-    twice = request(b"/echo", [(b"Idempotency-Key", b"one"), (b"Idempotency-Key", b"two")], b"x")
+    twice = raw_request(b"/echo", [(b"Idempotency-Key", b"one"), (b"Idempotency-Key", b"two")], b"x")
     return await run.refused("key header twice", twice, "invalid-key")
 
 
 async def header_floods(run: Run) -> str | None:
     many = [(f"X-Flood-{i}".encode(), b"v" * 64) for i in range(5000)]
-    if why := await run.refused("5000 headers", request(b"/echo", key_header(fresh()) + many, b"x")):
+    if why := await run.refused("5000 headers", raw_request(b"/echo", key_header(fresh()) + many, b"x")):
         return why
     huge = [(b"X-Huge", b"v" * (1024 * 1024))]
-    return await run.refused("a 1 MB header", request(b"/echo", key_header(fresh()) + huge, b"x"))
+    return await run.refused("a 1 MB header", raw_request(b"/echo", key_header(fresh()) + huge, b"x"))
 
 
 def push_body(port: int, chunked: bool) -> tuple[Answer, int]:
     """A keyed request announcing 100 MB (by Content-Length, or chunked), its body sent
     while watching for an answer. Returns the answer and how much was sent by then."""
     headers = key_header(fresh()) + [(b"Transfer-Encoding", b"chunked") if chunked else (b"Content-Length", str(HUNDRED_MB).encode())]
-    head = b"\r\n".join([b"POST /echo HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"] + [n + b": " + v for n, v in headers])
+    head = raw_request(b"/echo", headers)
     piece = b"x" * 65536
     frames = [b"10000\r\n" + piece + b"\r\n" if chunked else piece] * (HUNDRED_MB // len(piece))
     if chunked:
@@ -190,7 +182,7 @@ def push_body(port: int, chunked: bool) -> tuple[Answer, int]:
     sent = 0
     data = bytearray()
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
-        sock.sendall(head + b"\r\n\r\n")
+        sock.sendall(head)
         sock.setblocking(False)
         pending = memoryview(b"")
         idle_since = time.monotonic()
@@ -241,7 +233,7 @@ async def big_bodies(run: Run) -> str | None:
 
 def drip(port: int, body: bytes, every: float) -> Answer:
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        head = request(b"/echo", key_header(fresh()), body)
+        head = raw_request(b"/echo", key_header(fresh()), body)
         sock.sendall(head[: len(head) - len(body)])
         for byte in body:
             time.sleep(every)
@@ -281,11 +273,11 @@ async def slow_drip(run: Run) -> str | None:
 
 async def non_utf8(run: Run) -> str | None:
     cases = {
-        "path": request(b"/echo/\xff\xfe", key_header(fresh()), b"x"),
-        "query": request(b"/echo?q=\xff\xfe", key_header(fresh()), b"x"),
-        "tenant header": request(b"/echo", key_header(fresh()) + [(b"X-Tenant", b"\xff\xfe\xc3")], b"x"),
-        "other header": request(b"/echo", key_header(fresh()) + [(b"X-Note", b"caf\xe9 \xc3\x28")], b"x"),
-        "body": request(b"/echo", key_header(fresh()) + [(b"Content-Type", b"text/plain; charset=utf-8")], b"\xff\xfe\xc3\x28"),
+        "path": raw_request(b"/echo/\xff\xfe", key_header(fresh()), b"x"),
+        "query": raw_request(b"/echo?q=\xff\xfe", key_header(fresh()), b"x"),
+        "tenant header": raw_request(b"/echo", key_header(fresh()) + [(b"X-Tenant", b"\xff\xfe\xc3")], b"x"),
+        "other header": raw_request(b"/echo", key_header(fresh()) + [(b"X-Note", b"caf\xe9 \xc3\x28")], b"x"),
+        "body": raw_request(b"/echo", key_header(fresh()) + [(b"Content-Type", b"text/plain; charset=utf-8")], b"\xff\xfe\xc3\x28"),
     }
     for name, raw in cases.items():
         if why := await run.accepted_or_refused(f"non-UTF-8 {name}", raw):
@@ -299,7 +291,7 @@ async def json_bombs(run: Run) -> str | None:
     deep_objects = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
     wide = b"{" + b",".join(b'"a":0' for _ in range(150_000)) + b"}"
     for name, bomb in (("100 000 nested arrays", deep), ("50 000 nested objects", deep_objects), ("150 000 repeated keys", wide)):
-        if why := await run.accepted_or_refused(f"JSON bomb ({name})", request(b"/echo", key_header(fresh()) + json_type, bomb)):
+        if why := await run.accepted_or_refused(f"JSON bomb ({name})", raw_request(b"/echo", key_header(fresh()) + json_type, bomb)):
             return why
     return None
 
