@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { EngineOptions, IdempotencyStats, Store } from './index'
+import type { EffectiveOptions, EngineOptions, IdempotencyStats, Store } from './index'
 
 export interface ExpressIdempotencyOptions<Req extends IncomingMessage = IncomingMessage> extends EngineOptions {
   /** The store; default a new MemoryStore. */
@@ -12,7 +12,15 @@ export interface IdempotencyMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void
   /** The engine's counters. */
   stats (): IdempotencyStats
+  /** The effective value of every option, the core's defaults included. */
+  options (): EffectiveOptions
 }
+
+/**
+ * The `verify` hook for Express's body parsers, for a middleware mounted after them:
+ * `app.use(express.json({ verify }))` keeps the raw bytes it fingerprints.
+ */
+export declare function verify (req: IncomingMessage, res: ServerResponse, buf: Buffer, encoding?: string): void
 
 /** Express (or connect) middleware: `app.use(idempotency({ store }))`. */
 export declare function idempotency<Req extends IncomingMessage = IncomingMessage> (

@@ -3,29 +3,36 @@
 //
 // For a covered request with a key, the body is buffered (up to maxRequestBody) and put
 // back on the request stream, so body parsers mounted after this middleware read it as
-// if nothing happened. Mounted after a body parser, the parsed body is used instead
-// (exact bytes for express.raw()/express.text(); JSON.stringify of req.body otherwise).
-// The response is recorded by wrapping res.writeHead/res.write/res.end (lib/record.js:
-// streaming keeps working) and stored before the final chunk is sent, so a client
-// retrying at once finds the replay.
+// if nothing happened. Mounted after a body parser, the middleware needs the raw bytes
+// the parser read: give the parser this module's `verify` hook
+// (`express.json({ verify })`); without it a keyed request is refused with a
+// ConfigurationError, because fingerprinting a re-serialised body would make different
+// requests look the same. The response is recorded by wrapping res.writeHead/res.write/
+// res.end (lib/record.js: streaming keeps working) and stored before the final chunk is
+// sent, so a client retrying at once finds the replay.
 const native = require('./lib/native')
-const { createEngine } = require('./lib/engine')
+const { createEngine, drain, headerObject } = require('./lib/engine')
 const { record } = require('./lib/record')
-const { typed } = require('./lib/errors')
+const { ConfigurationError, typed } = require('./lib/errors')
 
 const TOO_LARGE = Symbol('too large')
 const ABORTED = Symbol('aborted')
+const RAW_BODY = Symbol('idempo.rawBody')
+
+/**
+ * The `verify` hook of Express's body parsers (`express.json({ verify })`, `express.raw`,
+ * `express.text`, `express.urlencoded`): keeps the bytes the parser read, for the
+ * idempotency middleware mounted after it to fingerprint.
+ */
+function verify (req, res, buf) {
+  req[RAW_BODY] = buf
+}
 
 function idempotency (options) {
-  const { engine, scope, storeStatus, covers, headersOf, needsCheck } = createEngine(options)
-  let skipped = 0 // requests whose method is not covered, added to stats().bypassed
+  const { engine, scope, verdict, covers, headersOf, needsCheck } = createEngine(options)
 
   function idempotencyMiddleware (req, res, next) {
-    if (!covers(req.method)) {
-      skipped++
-      return next()
-    }
-    if (!needsCheck(req.headers)) return next()
+    if (!covers(req.method) || !needsCheck(req.headers)) return next()
     let checked
     try {
       checked = engine.check(req.method, req.originalUrl || req.url, headersOf(req.headers))
@@ -33,12 +40,13 @@ function idempotency (options) {
       return next(typed(err))
     }
     if (checked === null) return next()
-    if (!(checked instanceof native.Pending)) return sendReply(res, checked)
+    if (!(checked instanceof native.Pending)) return refuse(req, res, checked)
     const pending = checked
     if (scope) pending.setScope(String(scope(req)))
     readBody(req, pending.bodyLimit, (err, body) => {
       if (err === ABORTED) return // the client went away; nothing was claimed
-      if (err === TOO_LARGE) return sendReply(res, pending.tooLarge())
+      if (err === TOO_LARGE) return refuse(req, res, pending.tooLarge())
+      if (err instanceof ConfigurationError) return next(err)
       if (err) return sendReply(res, pending.unreadable(`the request body could not be read: ${err.message}`))
       const decided = pending.begin(body)
       if (decided instanceof Promise) decided.then(proceed, next)
@@ -48,40 +56,46 @@ function idempotency (options) {
     function proceed (decided) {
       if (decided === null) return next() // store failed and onStoreError is failOpen
       if (!(decided instanceof native.Lease)) return sendReply(res, decided)
-      record(res, decided, storeStatus)
+      record(res, decided, verdict)
       next()
     }
   }
 
   idempotencyMiddleware.stats = () => {
     needsCheck.flush()
-    const stats = engine.stats()
-    stats.bypassed += skipped
-    return stats
+    return engine.stats()
   }
+  idempotencyMiddleware.options = () => engine.options()
   return idempotencyMiddleware
 }
 
 function sendReply (res, reply) {
-  res.writeHead(reply.status, reply.headers)
+  res.writeHead(reply.status, headerObject(reply.headers))
   res.end(reply.body)
 }
 
-/** Bytes of an already-parsed body, for a middleware mounted after a body parser. */
-function parsedBody (body) {
-  if (body === undefined || body === null) return Buffer.alloc(0)
-  if (Buffer.isBuffer(body)) return body
-  if (typeof body === 'string') return Buffer.from(body)
-  return Buffer.from(JSON.stringify(body))
+/** Answer without running the handler; after a 413, what is left of the body is drained. */
+function refuse (req, res, reply) {
+  sendReply(res, reply)
+  if (reply.status === 413) drain(req)
 }
 
 /**
  * Read the request body without ending the stream for whoever reads next: chunks are
  * pulled with read() until the message is complete, then put back with unshift() before
- * 'end' is emitted.
+ * 'end' is emitted. A body parser that ran before leaves its raw bytes through `verify`.
  */
 function readBody (req, limit, done) {
-  if (req._body === true || req.readableEnded) return done(null, parsedBody(req.body))
+  if (req._body === true || req.readableEnded) {
+    const raw = req[RAW_BODY]
+    if (raw === undefined) {
+      return done(new ConfigurationError(
+        'idempo: a body parser read this request before the idempotency middleware, so its bytes are gone. ' +
+        "Mount idempotency() before the parser, or give the parser idempo's verify hook: " +
+        "const { verify } = require('idempo/express'); app.use(express.json({ verify }))"))
+    }
+    return done(raw.length > limit ? TOO_LARGE : null, raw)
+  }
   const chunks = []
   let size = 0
   let finished = false
@@ -100,10 +114,7 @@ function readBody (req, limit, done) {
     while ((chunk = req.read()) !== null) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
       size += buf.length
-      if (size > limit) {
-        req.resume() // discard the rest
-        return finish(TOO_LARGE)
-      }
+      if (size > limit) return finish(TOO_LARGE)
       chunks.push(buf)
     }
     if (req.complete && req.readableLength === 0) {
@@ -117,6 +128,5 @@ function readBody (req, limit, done) {
   req.on('close', onClose)
 }
 
-module.exports = { idempotency }
+module.exports = { idempotency, verify }
 module.exports.default = idempotency
-module.exports.idempotency = idempotency

@@ -1,3 +1,3 @@
 import express from './express.js'
-export const { idempotency } = express
+export const { idempotency, verify } = express
 export default express.idempotency

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { EngineOptions, IdempotencyStats, Store } from './index'
+import type { EffectiveOptions, EngineOptions, IdempotencyStats, Store } from './index'
 
 export interface FastifyIdempotencyOptions extends EngineOptions {
   /** The store; default a new MemoryStore. */
@@ -11,7 +11,7 @@ export interface FastifyIdempotencyOptions extends EngineOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     /** Added by the idempo plugin. */
-    idempotency: { stats (): IdempotencyStats }
+    idempotency: { stats (): IdempotencyStats, options (): EffectiveOptions }
   }
 }
 

@@ -9,15 +9,18 @@
 const { Readable } = require('node:stream')
 const fp = require('fastify-plugin')
 const native = require('./lib/native')
-const { createEngine, toBuffer } = require('./lib/engine')
+const { createEngine, drain, headerObject, toBuffer } = require('./lib/engine')
 const { record } = require('./lib/record')
 const { typed } = require('./lib/errors')
 
 const TOO_LARGE = Symbol('too large')
 
 async function idempotencyPlugin (fastify, options) {
-  const { engine, scope, storeStatus, covers, headersOf, needsCheck } = createEngine(options)
-  fastify.decorate('idempotency', { stats: () => { needsCheck.flush(); return engine.stats() } })
+  const { engine, scope, verdict, covers, headersOf, needsCheck } = createEngine(options)
+  fastify.decorate('idempotency', {
+    stats: () => { needsCheck.flush(); return engine.stats() },
+    options: () => engine.options()
+  })
 
   // A callback-style hook (cheaper than an async one), returning at once for requests
   // without a key. It runs for every request on the route, with or without a body.
@@ -30,12 +33,12 @@ async function idempotencyPlugin (fastify, options) {
       return done(typed(err))
     }
     if (checked === null) return done(null, payload)
-    if (!(checked instanceof native.Pending)) return sendReply(reply, checked)
+    if (!(checked instanceof native.Pending)) return refuse(request, reply, checked)
     if (scope) checked.setScope(String(scope(request)))
     const state = { pending: checked, lease: null }
-    claim(state, payload, reply).then((body) => {
+    claim(state, payload, request, reply).then((body) => {
       if (reply.sent) return
-      if (state.lease) record(reply.raw, state.lease, storeStatus)
+      if (state.lease) record(reply.raw, state.lease, verdict)
       const replayed = Readable.from(body.length ? [body] : [])
       replayed.receivedEncodedLength = body.length
       done(null, replayed)
@@ -51,43 +54,55 @@ async function idempotencyPlugin (fastify, options) {
   })
 }
 
-async function claim (state, payload, reply) {
+async function claim (state, payload, request, reply) {
   const body = await readAll(payload, state.pending.bodyLimit)
   if (body === TOO_LARGE) {
-    sendReply(reply, state.pending.tooLarge())
+    refuse(request, reply, state.pending.tooLarge())
     return body
   }
-  await begin(state, body, reply)
+  let decided = state.pending.begin(body)
+  if (decided instanceof Promise) decided = await decided
+  if (decided instanceof native.Lease) state.lease = decided
+  else if (decided !== null) sendReply(reply, decided) // null: the store failed, failOpen
   return body
 }
 
-async function begin (state, body, reply) {
-  let decided = state.pending.begin(body)
-  if (decided instanceof Promise) decided = await decided
-  if (decided === null) return // store failed and onStoreError is failOpen
-  if (decided instanceof native.Lease) state.lease = decided
-  else sendReply(reply, decided)
-}
-
 function sendReply (reply, r) {
-  const headers = {}
-  for (let i = 0; i + 1 < r.headers.length; i += 2) headers[r.headers[i]] = r.headers[i + 1]
-  return reply.code(r.status).headers(headers).send(r.body)
+  return reply.code(r.status).headers(headerObject(r.headers)).send(r.body)
 }
 
-async function readAll (stream, limit) {
-  const chunks = []
-  let size = 0
-  for await (const chunk of stream) {
-    const buf = toBuffer(chunk)
-    size += buf.length
-    if (size > limit) {
-      stream.resume()
-      return TOO_LARGE
+/** Answer without running the handler; after a 413, what is left of the body is drained. */
+function refuse (request, reply, r) {
+  sendReply(reply, r)
+  if (r.status === 413) drain(request.raw)
+}
+
+/** The whole body, or TOO_LARGE as soon as it passes `limit` (the rest left unread). */
+function readAll (stream, limit) {
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    let size = 0
+    const done = (settle, value) => {
+      stream.off('data', onData)
+      stream.off('end', onEnd)
+      stream.off('error', onError)
+      settle(value)
     }
-    chunks.push(buf)
-  }
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)
+    const onData = (chunk) => {
+      const buf = toBuffer(chunk)
+      size += buf.length
+      if (size > limit) {
+        stream.pause()
+        return done(resolve, TOO_LARGE)
+      }
+      chunks.push(buf)
+    }
+    const onEnd = () => done(resolve, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size))
+    const onError = (err) => done(reject, err)
+    stream.on('data', onData)
+    stream.on('end', onEnd)
+    stream.on('error', onError)
+  })
 }
 
 module.exports = fp(idempotencyPlugin, { fastify: '>=4', name: 'idempo' })

@@ -1,4 +1,4 @@
-/** Counters kept by the engine (DESIGN.md B19). */
+/** Counters kept by the engine (docs/RULES.md B19), named as `COUNTERS` lists them. */
 export interface IdempotencyStats {
   bypassed: number
   executed: number
@@ -12,50 +12,75 @@ export interface IdempotencyStats {
   omitted: number
 }
 
-/** Every option of DESIGN.md §3, camelCase; durations in milliseconds. */
+/**
+ * The engine's options (docs/RULES.md), camelCase; durations in milliseconds. An option
+ * left out takes the core's default: `defaults()` lists them, `options()` on a middleware
+ * reads back the effective values.
+ */
 export interface EngineOptions {
-  /** Covered methods (B1). Default `['POST', 'PATCH']`. */
+  /** Covered methods, any case (B1). */
   methods?: string[]
-  /** The key header (B2). Default `'Idempotency-Key'`. */
+  /** The key header (B2). */
   header?: string
-  /** Answer 400 `missing-key` when a covered request has no key (B4). Default false. */
+  /** Answer 400 `missing-key` when a covered request has no key (B4). */
   required?: boolean
-  /** Longest key, in characters after unescaping (B3). Default 255. */
+  /** Longest key, in characters after unescaping (B3). */
   maxKeyLength?: number
-  /** Accept only RFC 9651 quoted keys (B2). Default false. */
+  /** Accept only RFC 9651 quoted keys (B2). */
   strictKeySyntax?: boolean
-  /** Largest buffered request body of a keyed request, in bytes (B7). Default 1 MiB. */
+  /** Largest buffered request body of a keyed request, in bytes (B7). */
   maxRequestBody?: number
-  /** Largest stored response body, in bytes (B12). Default 1 MiB. */
+  /** Largest stored response body, in bytes (B12). */
   maxResponseBody?: number
-  /** Claim lifetime without renewal, ms (B10). Default 60 000. */
+  /** Claim lifetime without renewal, ms (B10). */
   leaseTtl?: number
-  /** Longest a claim is renewed, ms (B10). Default 3 600 000. */
+  /** Longest a claim is renewed, ms (B10). */
   maxLease?: number
-  /** How long a stored response is kept, ms (B11). Default 86 400 000. */
+  /** How long a stored response is kept, ms (B11). */
   ttl?: number
-  /** Which statuses are stored (B11). Default: below 500. */
+  /** Which statuses are stored (B11); if it throws, the core's default rule applies. */
   storeStatus?: (status: number) => boolean
   /** Response headers kept and replayed (B14). */
   replayHeaders?: string[]
-  /** The header marking a replay (B14). Default `'Idempotency-Replayed'`. */
+  /** The header marking a replay (B14). */
   replayedHeader?: string
-  /** Store failure at claim: 503 (default) or run unprotected (B16). */
+  /** Store failure at claim: 503 or run unprotected (B16). */
   onStoreError?: 'failClosed' | 'failOpen'
-  /** How long a failed completion is retried in the background, ms (B17). Default 10 000. */
+  /** How long a failed completion is retried in the background, ms (B17). */
   persistTimeout?: number
   /** Request headers that are part of the fingerprint (B6). */
   fingerprintHeaders?: string[]
   /** Key the fingerprint with HMAC-SHA256 (B6). */
-  fingerprintSecret?: string
-  /** Prefix of problem `type` URIs (B15). Default `'https://idempo.dev/problems/'`. */
+  fingerprintSecret?: string | Buffer
+  /** Prefix of problem `type` URIs (B15). */
   problemBase?: string
 }
+
+/** The effective value of every engine option (durations in ms). */
+export type EffectiveOptions = Required<Omit<EngineOptions, 'storeStatus' | 'fingerprintSecret'>> & {
+  /** `'<secret>'` when set: a secret is never shown. */
+  fingerprintSecret: string | null
+}
+
+/** The core's default of every engine option. */
+export declare function defaults (): EffectiveOptions
+
+/** The counter names of `stats()`, in order. */
+export declare const COUNTERS: ReadonlyArray<keyof IdempotencyStats>
 
 /** An in-process store: one process, no services. */
 export declare class MemoryStore {
   constructor (options?: { maxEntries?: number })
 }
+
+/**
+ * The store a URL names: `memory`, `redis://…` (or `rediss://`), `postgres://…`, with the
+ * options that kind of store takes.
+ */
+export declare function storeFromUrl (
+  url: string,
+  options?: { maxEntries?: number, prefix?: string, table?: string, migrate?: boolean }
+): Promise<Store>
 
 /** A store in Redis or Redis Cluster. */
 export declare class RedisStore {

@@ -1,7 +1,8 @@
 'use strict'
 // idempo: make unsafe HTTP requests safe to retry. The stores and errors are here; the
 // middleware is in `idempo/express` and `idempo/fastify`.
-const { MemoryStore, RedisStore, PostgresStore } = require('./lib/stores')
+const { MemoryStore, RedisStore, PostgresStore, storeFromUrl } = require('./lib/stores')
+const native = require('./lib/native')
 const { IdempoError, ConfigurationError, StoreUnavailableError, StateError } = require('./lib/errors')
 const { setLogger } = require('./lib/log')
 
@@ -9,6 +10,11 @@ module.exports = {
   MemoryStore,
   RedisStore,
   PostgresStore,
+  storeFromUrl,
+  /** The counter names of `stats()`, from the core. */
+  COUNTERS: Object.freeze(native.counters()),
+  /** The core's default of every option (durations in ms), as `options()` reports them. */
+  defaults: () => native.defaults(),
   IdempoError,
   ConfigurationError,
   StoreUnavailableError,

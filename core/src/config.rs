@@ -1,46 +1,60 @@
-//! Every option of DESIGN.md §3, with its default, and the builder that sets them.
+//! Every option of docs/RULES.md, its default, and the builder that validates them.
+//!
+//! The defaults live here and nowhere else: the bindings pass only what their user set
+//! (see [`crate::host::options`]), so a default changed here reaches every language.
 
 use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
 
-use crate::engine::Idempotency;
 use crate::fingerprint::FingerprintKey;
 use crate::key::KeyRules;
-use crate::problem::DEFAULT_PROBLEM_BASE;
 use crate::store::Store;
 
-/// What to do when the store fails at claim time (B16).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnStoreError {
-    /// Answer 503 `store-unavailable`; the handler does not run.
-    #[default]
-    FailClosed,
-    /// Run the handler unprotected, and log a warning.
-    FailOpen,
+/// The default of every option (docs/RULES.md, "Defaults").
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const METHODS: &[&str] = &["POST", "PATCH"];
+    pub const HEADER: &str = "Idempotency-Key";
+    pub const REQUIRED: bool = false;
+    pub const MAX_KEY_LENGTH: usize = 255;
+    pub const STRICT_KEY_SYNTAX: bool = false;
+    pub const MAX_REQUEST_BODY: usize = 1 << 20;
+    pub const MAX_RESPONSE_BODY: usize = 1 << 20;
+    pub const LEASE_TTL: Duration = Duration::from_secs(60);
+    pub const MAX_LEASE: Duration = Duration::from_secs(3600);
+    pub const TTL: Duration = Duration::from_secs(24 * 3600);
+    /// The replayable headers (B14).
+    pub const REPLAY_HEADERS: &[&str] = &[
+        "content-type",
+        "content-encoding",
+        "content-language",
+        "content-location",
+        "location",
+        "etag",
+        "last-modified",
+        "cache-control",
+        "vary",
+        "link",
+    ];
+    pub const REPLAYED_HEADER: &str = "Idempotency-Replayed";
+    pub const PROBLEM_BASE: &str = "https://idempo.dev/problems/";
+    pub const ON_STORE_ERROR: super::OnStoreError = super::OnStoreError::FailClosed;
+    pub const PERSIST_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Which statuses are stored when no `store_status` is given (B11).
+    pub fn store_status(status: u16) -> bool {
+        status < 500
+    }
 }
 
-/// Which response statuses are stored (B11); the default stores every status below 500.
-pub type StoreStatusFn = Arc<dyn Fn(u16) -> bool + Send + Sync>;
-
-/// The tower layer's scope function (B5): the namespace a key lives in, from the request.
-pub type ScopeFn = Arc<dyn Fn(&http::request::Parts) -> String + Send + Sync>;
-
-/// The default replayable headers (B14).
-pub const DEFAULT_REPLAY_HEADERS: &[&str] = &[
-    "content-type",
-    "content-encoding",
-    "content-language",
-    "content-location",
-    "location",
-    "etag",
-    "last-modified",
-    "cache-control",
-    "vary",
-    "link",
-];
+/// The longest any duration option may be: a longer one is a mistake, and would overflow
+/// the clocks it is added to.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Headers that are never replayed whatever `replay_headers` says (B14): per-response
 /// values, values recomputed for the replay, and hop-by-hop headers.
@@ -59,7 +73,45 @@ pub const NEVER_REPLAYED: &[&str] = &[
     "upgrade",
 ];
 
-/// A configuration that cannot work; the message says which option and why.
+/// What to do when the store fails at claim time (B16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStoreError {
+    /// Answer 503 `store-unavailable`; the handler does not run.
+    #[default]
+    FailClosed,
+    /// Run the handler unprotected, and log a warning.
+    FailOpen,
+}
+
+impl OnStoreError {
+    /// The spelling used in option values (`fail_closed`, `fail_open`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStoreError::FailClosed => "fail_closed",
+            OnStoreError::FailOpen => "fail_open",
+        }
+    }
+}
+
+impl FromStr for OnStoreError {
+    type Err = ConfigError;
+
+    /// `fail_closed` / `fail_open`, also in camelCase (`failClosed`, JavaScript's spelling).
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "fail_closed" | "failClosed" => Ok(OnStoreError::FailClosed),
+            "fail_open" | "failOpen" => Ok(OnStoreError::FailOpen),
+            other => {
+                Err(ConfigError(format!("on_store_error must be \"fail_closed\" or \"fail_open\", not {other:?}")))
+            }
+        }
+    }
+}
+
+/// Which response statuses are stored (B11), when the default will not do.
+pub type StoreStatusFn = Arc<dyn Fn(u16) -> bool + Send + Sync>;
+
+/// A configuration that cannot work; the message names the option and says why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
 
@@ -85,15 +137,33 @@ pub struct Config {
     pub lease_ttl: Duration,
     pub max_lease: Duration,
     pub ttl: Duration,
-    pub store_status: StoreStatusFn,
+    /// `None`: the default rule ([`defaults::store_status`]).
+    pub store_status: Option<StoreStatusFn>,
     pub replay_headers: Vec<HeaderName>,
     pub replayed_header: HeaderName,
+    /// The replay header as configured, for reading the options back.
+    pub replayed_header_label: String,
     pub on_store_error: OnStoreError,
     pub persist_timeout: Duration,
     pub fingerprint_headers: Vec<HeaderName>,
     pub fingerprint_key: FingerprintKey,
     pub problem_base: String,
-    pub scope: Option<ScopeFn>,
+}
+
+impl Config {
+    /// Whether a response with `status` is stored (B11). `verdict` is what a host
+    /// language's own `store_status` function answered, when it has one: `Err` if it
+    /// failed, and then the default applies (storing is the safe side of at-most-once).
+    pub fn stores(&self, status: u16, verdict: Option<Result<bool, String>>) -> bool {
+        match verdict {
+            Some(Ok(store)) => store,
+            Some(Err(error)) => {
+                tracing::warn!(target: "idempo", status, error, "store_status failed; using the default rule");
+                defaults::store_status(status)
+            }
+            None => self.store_status.as_ref().map_or_else(|| defaults::store_status(status), |f| f(status)),
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -108,6 +178,7 @@ impl fmt::Debug for Config {
             .field("lease_ttl", &self.lease_ttl)
             .field("max_lease", &self.max_lease)
             .field("ttl", &self.ttl)
+            .field("store_status", &self.store_status.as_ref().map(|_| "fn"))
             .field("replay_headers", &self.replay_headers)
             .field("replayed_header", &self.replayed_header)
             .field("on_store_error", &self.on_store_error)
@@ -115,14 +186,14 @@ impl fmt::Debug for Config {
             .field("fingerprint_headers", &self.fingerprint_headers)
             .field("fingerprint_key", &self.fingerprint_key)
             .field("problem_base", &self.problem_base)
-            .field("scope", &self.scope.as_ref().map(|_| "fn"))
             .finish()
     }
 }
 
-/// Builds an [`Idempotency`]. Every option starts at the DESIGN.md default.
+/// Builds an [`Idempotency`](crate::Idempotency). Every option starts at its default
+/// ([`defaults`]).
 pub struct Builder {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     methods: Vec<String>,
     header: String,
     required: bool,
@@ -133,7 +204,7 @@ pub struct Builder {
     lease_ttl: Duration,
     max_lease: Duration,
     ttl: Duration,
-    store_status: StoreStatusFn,
+    store_status: Option<StoreStatusFn>,
     replay_headers: Vec<String>,
     replayed_header: String,
     on_store_error: OnStoreError,
@@ -141,7 +212,6 @@ pub struct Builder {
     fingerprint_headers: Vec<String>,
     fingerprint_secret: Option<Vec<u8>>,
     problem_base: String,
-    scope: Option<ScopeFn>,
 }
 
 fn strings<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> Vec<String> {
@@ -152,29 +222,28 @@ impl Builder {
     pub(crate) fn new(store: Arc<dyn Store>) -> Builder {
         Builder {
             store,
-            methods: strings(["POST", "PATCH"]),
-            header: "Idempotency-Key".into(),
-            required: false,
-            max_key_length: 255,
-            strict_key_syntax: false,
-            max_request_body: 1 << 20,
-            max_response_body: 1 << 20,
-            lease_ttl: Duration::from_secs(60),
-            max_lease: Duration::from_secs(3600),
-            ttl: Duration::from_secs(24 * 3600),
-            store_status: Arc::new(|status| status < 500),
-            replay_headers: strings(DEFAULT_REPLAY_HEADERS),
-            replayed_header: "idempotency-replayed".into(),
-            on_store_error: OnStoreError::FailClosed,
-            persist_timeout: Duration::from_secs(10),
+            methods: strings(defaults::METHODS),
+            header: defaults::HEADER.into(),
+            required: defaults::REQUIRED,
+            max_key_length: defaults::MAX_KEY_LENGTH,
+            strict_key_syntax: defaults::STRICT_KEY_SYNTAX,
+            max_request_body: defaults::MAX_REQUEST_BODY,
+            max_response_body: defaults::MAX_RESPONSE_BODY,
+            lease_ttl: defaults::LEASE_TTL,
+            max_lease: defaults::MAX_LEASE,
+            ttl: defaults::TTL,
+            store_status: None,
+            replay_headers: strings(defaults::REPLAY_HEADERS),
+            replayed_header: defaults::REPLAYED_HEADER.into(),
+            on_store_error: defaults::ON_STORE_ERROR,
+            persist_timeout: defaults::PERSIST_TIMEOUT,
             fingerprint_headers: Vec::new(),
             fingerprint_secret: None,
-            problem_base: DEFAULT_PROBLEM_BASE.into(),
-            scope: None,
+            problem_base: defaults::PROBLEM_BASE.into(),
         }
     }
 
-    /// Covered methods (B1). Default `POST`, `PATCH`.
+    /// Covered methods (B1), matched without regard to case. Default `POST`, `PATCH`.
     pub fn methods<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, methods: I) -> Self {
         self.methods = strings(methods);
         self
@@ -236,7 +305,7 @@ impl Builder {
 
     /// Which statuses are stored (B11). Default: below 500.
     pub fn store_status(mut self, f: impl Fn(u16) -> bool + Send + Sync + 'static) -> Self {
-        self.store_status = Arc::new(f);
+        self.store_status = Some(Arc::new(f));
         self
     }
 
@@ -284,14 +353,8 @@ impl Builder {
         self
     }
 
-    /// The tower layer's scope function (B5): keys live in the namespace it returns.
-    pub fn scope(mut self, f: impl Fn(&http::request::Parts) -> String + Send + Sync + 'static) -> Self {
-        self.scope = Some(Arc::new(f));
-        self
-    }
-
-    /// Validate and build.
-    pub fn try_build(self) -> Result<Idempotency, ConfigError> {
+    /// Validate every option.
+    pub(crate) fn validate(self) -> Result<(Arc<dyn Store>, Config), ConfigError> {
         let header_name = |option: &str, name: &str| {
             HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| ConfigError(format!("{option}: {name:?} is not a valid header name")))
@@ -322,6 +385,16 @@ impl Builder {
         if self.max_response_body > u32::MAX as usize {
             return Err(ConfigError("max_response_body must be below 4 GiB".into()));
         }
+        for (option, d) in [
+            ("lease_ttl", self.lease_ttl),
+            ("max_lease", self.max_lease),
+            ("ttl", self.ttl),
+            ("persist_timeout", self.persist_timeout),
+        ] {
+            if d > MAX_DURATION {
+                return Err(ConfigError(format!("{option} must be at most 366 days")));
+            }
+        }
         if self.lease_ttl < Duration::from_millis(3) {
             return Err(ConfigError("lease_ttl must be at least 3 ms".into()));
         }
@@ -345,33 +418,24 @@ impl Builder {
             store_status: self.store_status,
             replay_headers,
             replayed_header,
+            replayed_header_label: self.replayed_header,
             on_store_error: self.on_store_error,
             persist_timeout: self.persist_timeout,
             fingerprint_headers,
             fingerprint_key: FingerprintKey::new(self.fingerprint_secret.as_deref()),
             problem_base: self.problem_base,
-            scope: self.scope,
         };
-        Ok(Idempotency::from_parts(self.store, config))
-    }
-
-    /// Build; panics with the reason on an invalid configuration (a programming error
-    /// caught at startup). Use [`Builder::try_build`] to handle it instead.
-    pub fn build(self) -> Idempotency {
-        match self.try_build() {
-            Ok(idem) => idem,
-            Err(e) => panic!("{e}"),
-        }
+        Ok((self.store, config))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use crate::{Idempotency, MemoryStore};
 
     #[test]
-    fn defaults_are_the_design_defaults() {
+    fn defaults_are_the_documented_defaults() {
         let idem = Idempotency::builder(MemoryStore::new()).build();
         let c = idem.config();
         assert_eq!(c.methods, [Method::POST, Method::PATCH]);
@@ -383,15 +447,14 @@ mod tests {
         assert_eq!(c.lease_ttl, Duration::from_secs(60));
         assert_eq!(c.max_lease, Duration::from_secs(3600));
         assert_eq!(c.ttl, Duration::from_secs(86_400));
-        assert!((c.store_status)(499) && !(c.store_status)(500));
+        assert!(c.stores(499, None) && !c.stores(500, None));
         let names: Vec<&str> = c.replay_headers.iter().map(HeaderName::as_str).collect();
-        assert_eq!(names, DEFAULT_REPLAY_HEADERS);
+        assert_eq!(names, defaults::REPLAY_HEADERS);
         assert_eq!(c.replayed_header, "idempotency-replayed");
         assert_eq!(c.on_store_error, OnStoreError::FailClosed);
         assert_eq!(c.persist_timeout, Duration::from_secs(10));
         assert!(c.fingerprint_headers.is_empty());
-        assert_eq!(c.problem_base, DEFAULT_PROBLEM_BASE);
-        assert!(c.scope.is_none());
+        assert_eq!(c.problem_base, defaults::PROBLEM_BASE);
     }
 
     #[test]
@@ -406,9 +469,34 @@ mod tests {
         assert!(err(b().lease_ttl(Duration::ZERO)).contains("lease_ttl"));
         assert!(err(b().lease_ttl(Duration::from_secs(10)).max_lease(Duration::from_secs(5))).contains("max_lease"));
         assert!(err(b().ttl(Duration::ZERO)).contains("ttl"));
+        // A duration that would overflow a clock is refused, not a panic later.
+        assert!(err(b().ttl(Duration::MAX)).contains("ttl must be at most 366 days"));
+        assert!(err(b().persist_timeout(Duration::from_secs(1 << 40))).contains("persist_timeout"));
         // Lower-case methods are accepted; never-replayed headers are dropped from the list.
         let idem = b().methods(["put"]).replay_headers(["Set-Cookie", "ETag", "etag"]).build();
         assert_eq!(idem.config().methods, [Method::PUT]);
         assert_eq!(idem.config().replay_headers, [http::header::ETAG]);
+    }
+
+    #[test]
+    fn b11_a_failed_host_verdict_falls_back_to_the_default_rule() {
+        let c = Idempotency::builder(MemoryStore::new()).store_status(|s| s == 201).build();
+        assert!(c.config().stores(201, None) && !c.config().stores(200, None));
+        assert!(!c.config().stores(201, Some(Ok(false))), "a host function's answer wins");
+        assert!(c.config().stores(200, Some(Err("boom".into()))), "a failed host function: the default (< 500)");
+        assert!(!c.config().stores(503, Some(Err("boom".into()))));
+    }
+
+    #[test]
+    fn b16_on_store_error_spellings() {
+        for (s, want) in [
+            ("fail_closed", OnStoreError::FailClosed),
+            ("failClosed", OnStoreError::FailClosed),
+            ("fail_open", OnStoreError::FailOpen),
+            ("failOpen", OnStoreError::FailOpen),
+        ] {
+            assert_eq!(s.parse::<OnStoreError>(), Ok(want));
+        }
+        assert!("open".parse::<OnStoreError>().unwrap_err().to_string().contains("\"fail_closed\" or \"fail_open\""));
     }
 }

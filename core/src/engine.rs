@@ -1,10 +1,10 @@
-//! The engine: every idempotency rule, independent of any web framework (DESIGN.md §2).
+//! The engine: every idempotency rule, independent of any web framework (docs/RULES.md).
 //!
 //! A request goes through two steps so that nothing is buffered for requests that are not
 //! covered:
 //!
-//! 1. [`Idempotency::check`] looks at the head only (method, key header), without I/O:
-//!    [`Check::Bypass`], [`Check::Respond`] (a 400 problem), or [`Check::Proceed`].
+//! 1. [`Idempotency::check`] looks at the head only (method, target, key header), without
+//!    I/O: [`Check::Bypass`], [`Check::Respond`] (a problem), or [`Check::Proceed`].
 //! 2. [`Pending::begin`] takes the buffered body, fingerprints the request and claims the
 //!    key: [`Decision::Execute`] with a [`Lease`], or [`Decision::Respond`] with a replay
 //!    or a problem. ([`Decision::Bypass`] only with `on_store_error = fail_open`.)
@@ -13,14 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 
-use crate::config::{Builder, Config, OnStoreError};
+use crate::config::{Builder, Config, ConfigError, NEVER_REPLAYED, OnStoreError};
 use crate::fingerprint::{FingerprintBuilder, RecordId};
 use crate::key::{Key, parse_key};
 use crate::lease::Lease;
 use crate::problem::{ProblemCode, problem};
 use crate::record::Record;
+use crate::shared::Shared;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{Claim, Store, StoreError};
 
@@ -50,27 +51,21 @@ impl<N: AsRef<[u8]>, V: AsRef<[u8]>> HeaderSource for [(N, V)] {
 /// The idempotency engine with its store and configuration. Cheap to clone.
 #[derive(Clone)]
 pub struct Idempotency {
-    pub(crate) engine: Arc<Engine>,
-}
-
-pub(crate) struct Engine {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) config: Config,
-    pub(crate) stats: Stats,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Idempotency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idempotency").field("config", &self.engine.config).finish_non_exhaustive()
+        f.debug_struct("Idempotency").field("config", &self.shared.config).finish_non_exhaustive()
     }
 }
 
 /// The outcome of looking at a request's head.
 #[derive(Debug)]
 pub enum Check {
-    /// Not covered: run the handler, touch nothing.
+    /// Not covered, or no key where keys are optional: run the handler, touch nothing.
     Bypass,
-    /// Answer without reading the body or running the handler (a 400 problem).
+    /// Answer without reading the body or running the handler (a problem).
     Respond(Response<Bytes>),
     /// A keyed, covered request: buffer the body (up to [`Pending::body_limit`]), then
     /// call [`Pending::begin`].
@@ -91,6 +86,29 @@ pub enum Decision {
 /// Has `credentials` been warned about yet (B5: one warning per process).
 static SCOPE_WARNED: AtomicBool = AtomicBool::new(false);
 
+impl Builder {
+    /// Validate and build.
+    pub fn try_build(self) -> Result<Idempotency, ConfigError> {
+        let (store, config) = self.validate()?;
+        let mut read = vec![config.header.clone(), header::CONTENT_LENGTH, header::AUTHORIZATION, header::COOKIE];
+        for name in &config.fingerprint_headers {
+            if !read.contains(name) {
+                read.push(name.clone());
+            }
+        }
+        Ok(Idempotency { shared: Arc::new(Shared { store, config, stats: Stats::default(), read }) })
+    }
+
+    /// Build; panics with the reason on an invalid configuration (a programming error
+    /// caught at startup). Use [`Builder::try_build`] to handle it instead.
+    pub fn build(self) -> Idempotency {
+        match self.try_build() {
+            Ok(idem) => idem,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 impl Idempotency {
     /// Start building an engine over `store`.
     pub fn builder(store: impl Store) -> Builder {
@@ -102,70 +120,64 @@ impl Idempotency {
         Builder::new(store)
     }
 
-    pub(crate) fn from_parts(store: Arc<dyn Store>, config: Config) -> Idempotency {
-        Idempotency { engine: Arc::new(Engine { store, config, stats: Stats::default() }) }
-    }
-
     pub fn config(&self) -> &Config {
-        &self.engine.config
+        &self.shared.config
     }
 
     /// The store this engine uses.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.engine.store
+        &self.shared.store
     }
 
     /// The counters (B19).
     pub fn stats(&self) -> StatsSnapshot {
-        self.engine.stats.snapshot()
+        self.shared.stats.snapshot()
     }
 
-    /// Whether `method` is covered (B1). Bindings call this before converting headers, so
-    /// requests that are not covered cost nothing more; [`Idempotency::bypass`] counts them.
-    pub fn covers(&self, method: &str) -> bool {
-        self.engine.config.methods.iter().any(|m| m.as_str() == method)
+    /// The configured method `method` is, matched without regard to case (B1), or `None`
+    /// when it is not covered. Bindings ask before converting headers, so requests that are
+    /// not covered cost nothing more.
+    pub fn covers(&self, method: &str) -> Option<&Method> {
+        self.shared.config.methods.iter().find(|m| m.as_str().eq_ignore_ascii_case(method))
     }
 
     /// B4 as data, for bindings that answer without a native call when they can: a covered
     /// request that lacks this header passes through untouched. `None` when keys are
     /// required (such a request gets a 400 from [`Idempotency::check`]).
     pub fn passes_without(&self) -> Option<&HeaderName> {
-        let cfg = &self.engine.config;
+        let cfg = &self.shared.config;
         (!cfg.required).then_some(&cfg.header)
     }
 
-    /// Count a request that is not covered, as [`Idempotency::check`] would.
-    pub fn bypass(&self) -> Check {
-        Stats::inc(&self.engine.stats.bypassed);
-        Check::Bypass
+    /// Count `n` covered requests a binding passed through without calling
+    /// [`Idempotency::check`] because they lacked [`Idempotency::passes_without`].
+    pub fn count_bypassed(&self, n: u64) {
+        self.shared.stats.bypassed.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The request headers [`Idempotency::check`] reads: the key header, `content-length`,
     /// `authorization`, `cookie` and the fingerprinted headers. A binding may pass only
     /// these.
-    pub fn request_headers_read(&self) -> Vec<HeaderName> {
-        let cfg = &self.engine.config;
-        let mut names = vec![cfg.header.clone(), header::CONTENT_LENGTH, header::AUTHORIZATION, header::COOKIE];
-        for name in &cfg.fingerprint_headers {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-        names
+    pub fn request_headers_read(&self) -> &[HeaderName] {
+        &self.shared.read
     }
 
-    /// Look at a request's head (B1–B4). `path` and `query` are raw, as received.
+    /// The header [`Idempotency::check`] reads that `name` is (any case), if it is one.
+    pub fn reads(&self, name: &[u8]) -> Option<&HeaderName> {
+        self.shared.read.iter().find(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// Look at a request's head (B1–B4, B7). `path` and `query` are raw, as received; an
+    /// absolute-form path (`http://host/p`) counts as its origin form (B6).
     pub fn check<H: HeaderSource + ?Sized>(&self, method: &str, path: &[u8], query: &[u8], headers: &H) -> Check {
-        let e = &self.engine;
+        let e = &self.shared;
         let cfg = &e.config;
-        if !self.covers(method) {
-            return self.bypass();
-        }
+        let Some(method) = self.covers(method) else { return Check::Bypass };
         let key = match parse_key(headers.header_values(&cfg.header), cfg.key_rules) {
             Ok(Some(key)) => key,
             Ok(None) if cfg.required => {
                 Stats::inc(&e.stats.invalid);
-                tracing::debug!(target: "idempo", outcome = "missing-key", method);
+                tracing::debug!(target: "idempo", outcome = "missing-key", method = method.as_str());
                 let detail = format!("this request must carry an {} header", cfg.header_label);
                 return Check::Respond(problem(&cfg.problem_base, ProblemCode::MissingKey, &detail, None));
             }
@@ -180,29 +192,68 @@ impl Idempotency {
             }
         };
         // A declared body over the limit is refused before a byte of it is read (B7).
-        let declared = headers
-            .header_values(&header::CONTENT_LENGTH)
-            .next()
-            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        let declared = match content_length(headers.header_values(&header::CONTENT_LENGTH)) {
+            Ok(declared) => declared,
+            Err(()) => {
+                Stats::inc(&e.stats.invalid);
+                let detail = "the request's Content-Length is not a number: its body cannot be read";
+                return Check::Respond(problem(&cfg.problem_base, ProblemCode::BodyUnreadable, detail, None));
+            }
+        };
         if declared.is_some_and(|n| n > cfg.max_request_body as u64) {
             return Check::Respond(too_large(e, &key));
         }
-        let mut fingerprint = cfg.fingerprint_key.start(method.as_bytes(), path, query);
+        // The configured spelling: `post` and `POST` are the same request (B1).
+        let path = crate::target::origin_path(path);
+        let mut fingerprint = cfg.fingerprint_key.start(method.as_str().as_bytes(), path, query);
         for name in &cfg.fingerprint_headers {
             fingerprint.header(name.as_str(), headers.header_values(name));
         }
         let has_credentials = headers.header_values(&header::AUTHORIZATION).next().is_some()
             || headers.header_values(&header::COOKIE).next().is_some();
-        Check::Proceed(Pending { engine: self.engine.clone(), key, fingerprint, has_credentials, scope: None })
+        Check::Proceed(Pending {
+            shared: self.shared.clone(),
+            key,
+            fingerprint,
+            has_credentials,
+            declared,
+            scope: None,
+        })
     }
+}
+
+/// The declared body length (B7): `Ok(None)` without `Content-Length`, `Err` when it is not
+/// a number, or is repeated with different values (RFC 9112 §6.3: a broken message).
+fn content_length<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u64>, ()> {
+    let parse = |v: &[u8]| -> Result<u64, ()> {
+        let v = std::str::from_utf8(v).map_err(|_| ())?.trim();
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        v.parse().map_err(|_| ())
+    };
+    let Some(first) = values.next() else { return Ok(None) };
+    let mut length = None;
+    // One line may hold a list of equal values ("5, 5"), as may repeated lines.
+    for line in std::iter::once(first).chain(values) {
+        for v in line.split(|&b| b == b',') {
+            let n = parse(v)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(());
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
 }
 
 /// A keyed, covered request waiting for its body.
 pub struct Pending {
-    engine: Arc<Engine>,
+    shared: Arc<Shared>,
     key: Key,
     fingerprint: FingerprintBuilder,
     has_credentials: bool,
+    declared: Option<u64>,
     scope: Option<String>,
 }
 
@@ -220,7 +271,13 @@ impl Pending {
 
     /// The largest body to buffer; past it call [`Pending::too_large`].
     pub fn body_limit(&self) -> usize {
-        self.engine.config.max_request_body
+        self.shared.config.max_request_body
+    }
+
+    /// The body length the request declared (`Content-Length`), already checked against
+    /// [`Pending::body_limit`]; `None` when it declared none.
+    pub fn declared_length(&self) -> Option<u64> {
+        self.declared
     }
 
     /// Put the key in a namespace (B5), from the binding's scope function.
@@ -230,12 +287,12 @@ impl Pending {
 
     /// The 413 answer for a body over [`Pending::body_limit`] (B7). Nothing is stored.
     pub fn too_large(self) -> Response<Bytes> {
-        too_large(&self.engine, &self.key)
+        too_large(&self.shared, &self.key)
     }
 
     /// The 400 answer for a body that could not be read (the client broke off).
     pub fn unreadable(self, reason: &str) -> Response<Bytes> {
-        let e = &self.engine;
+        let e = &self.shared;
         Stats::inc(&e.stats.invalid);
         tracing::debug!(target: "idempo", outcome = "body-unreadable", key = %self.key.redacted(), reason);
         problem(&e.config.problem_base, ProblemCode::BodyUnreadable, reason, None)
@@ -243,7 +300,7 @@ impl Pending {
 
     /// Fingerprint the request with its body and claim the key (B5–B9, B16).
     pub async fn begin(self, body: &[u8]) -> Decision {
-        let Pending { engine: e, key, fingerprint, has_credentials, scope } = self;
+        let Pending { shared: e, key, fingerprint, has_credentials, scope, .. } = self;
         let fingerprint = fingerprint.finish(body);
         if scope.is_none() && has_credentials && !SCOPE_WARNED.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -283,7 +340,7 @@ impl Pending {
     }
 }
 
-fn too_large(e: &Engine, key: &Key) -> Response<Bytes> {
+fn too_large(e: &Shared, key: &Key) -> Response<Bytes> {
     Stats::inc(&e.stats.too_large);
     tracing::debug!(target: "idempo", outcome = "body-too-large", key = %key.redacted());
     let detail = format!(
@@ -293,14 +350,14 @@ fn too_large(e: &Engine, key: &Key) -> Response<Bytes> {
     problem(&e.config.problem_base, ProblemCode::BodyTooLarge, &detail, None)
 }
 
-fn mismatch(e: &Engine, key: &Key) -> Response<Bytes> {
+fn mismatch(e: &Shared, key: &Key) -> Response<Bytes> {
     Stats::inc(&e.stats.mismatches);
     tracing::debug!(target: "idempo", outcome = "fingerprint-mismatch", key = %key.redacted());
     let detail = "this key was already used for a different request (method, path, query, headers or body differ)";
     problem(&e.config.problem_base, ProblemCode::FingerprintMismatch, detail, None)
 }
 
-fn store_error_at_claim(e: &Engine, key: &Key, err: &StoreError) -> Decision {
+fn store_error_at_claim(e: &Shared, key: &Key, err: &StoreError) -> Decision {
     Stats::inc(&e.stats.store_errors);
     match e.config.on_store_error {
         OnStoreError::FailClosed => {
@@ -318,35 +375,35 @@ fn store_error_at_claim(e: &Engine, key: &Key, err: &StoreError) -> Decision {
     }
 }
 
+/// Whether a response with `status` carries no body and no `Content-Length` (B14).
+fn bodiless(status: StatusCode) -> bool {
+    status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+}
+
 /// Build the replay of a stored response (B12, B14).
 fn replay(cfg: &Config, record: Record) -> Response<Bytes> {
     let omitted = record.body.is_none();
-    let body = record.body.unwrap_or_default();
+    let body = if bodiless(record.status) { Bytes::new() } else { record.body.unwrap_or_default() };
     let length = body.len();
     let mut res = Response::new(body);
     *res.status_mut() = record.status;
     let headers = res.headers_mut();
+    headers.reserve(record.headers.len() + 3);
     for (name, value) in record.headers {
-        headers.append(name, value);
+        // Checked again on the way out: a record written elsewhere cannot inject these.
+        if !NEVER_REPLAYED.contains(&name.as_str()) {
+            headers.append(name, value);
+        }
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if !bodiless(record.status) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     headers.insert(cfg.replayed_header.clone(), HeaderValue::from_static("true"));
     if omitted {
+        headers.remove(header::CONTENT_ENCODING);
         headers.insert(HeaderName::from_static(REPLAY_OMITTED_HEADER), HeaderValue::from_static("omitted"));
     }
     res
-}
-
-impl Engine {
-    /// Keep only the replayable headers of a response (B14).
-    pub(crate) fn replayable(&self, headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-        headers
-            .iter()
-            .filter(|(name, _)| self.config.replay_headers.contains(name))
-            .take(u16::MAX as usize)
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -354,15 +411,93 @@ mod tests {
     use super::*;
     use crate::MemoryStore;
 
+    fn none() -> &'static [(&'static str, &'static str)] {
+        &[("content-type", "text/plain")]
+    }
+
     #[test]
     fn b4_passes_without_names_the_key_header_unless_required() {
         let optional = Idempotency::builder(MemoryStore::new()).header("X-Key").build();
         assert_eq!(optional.passes_without().map(HeaderName::as_str), Some("x-key"));
         // And it is true: a covered request without that header is passed through.
-        let none: &[(&str, &str)] = &[("content-type", "text/plain")];
-        assert!(matches!(optional.check("POST", b"/", b"", none), Check::Bypass));
+        assert!(matches!(optional.check("POST", b"/", b"", none()), Check::Bypass));
         let required = Idempotency::builder(MemoryStore::new()).required(true).build();
         assert_eq!(required.passes_without(), None);
-        assert!(matches!(required.check("POST", b"/", b"", none), Check::Respond(_)));
+        assert!(matches!(required.check("POST", b"/", b"", none()), Check::Respond(_)));
+    }
+
+    #[test]
+    fn b1_methods_match_without_regard_to_case() {
+        let idem = Idempotency::builder(MemoryStore::new()).required(true).build();
+        for method in ["post", "Post", "patch"] {
+            assert!(matches!(idem.check(method, b"/", b"", none()), Check::Respond(_)), "{method} is covered");
+        }
+        assert!(matches!(idem.check("get", b"/", b"", none()), Check::Bypass));
+        assert_eq!(idem.covers("pOsT"), Some(&Method::POST));
+        // Passing uncovered methods through is not counted: only covered requests are.
+        assert_eq!(idem.stats().bypassed, 0);
+    }
+
+    #[test]
+    fn b7_a_content_length_that_is_not_a_number_is_a_broken_message() {
+        let idem = Idempotency::builder(MemoryStore::new()).build();
+        for bad in ["-1", "abc", "", "1e3", "5, 6", "+5"] {
+            let headers = [("idempotency-key", "k"), ("content-length", bad)];
+            match idem.check("POST", b"/", b"", &headers[..]) {
+                Check::Respond(res) => assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad:?}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let repeated = [("idempotency-key", "k"), ("content-length", "5"), ("content-length", "5, 5")];
+        match idem.check("POST", b"/", b"", &repeated[..]) {
+            Check::Proceed(p) => assert_eq!(p.declared_length(), Some(5)),
+            other => panic!("{other:?}"),
+        }
+        let over = [("idempotency-key", "k"), ("content-length", "99999999999999999999999")];
+        assert!(matches!(idem.check("POST", b"/", b"", &over[..]), Check::Respond(_)));
+    }
+
+    fn record(status: u16, headers: &[(&'static str, &'static str)]) -> Record {
+        Record {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: headers.iter().map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v))).collect(),
+            body: Some(Bytes::new()),
+        }
+    }
+
+    #[test]
+    fn b14_bodiless_replays_have_no_content_length() {
+        let idem = Idempotency::builder(MemoryStore::new()).build();
+        for status in [204, 304] {
+            let res = replay(idem.config(), record(status, &[("etag", "\"1\"")]));
+            assert!(res.headers().get(header::CONTENT_LENGTH).is_none(), "{status}");
+            assert_eq!(res.headers()["idempotency-replayed"], "true");
+        }
+        let res = replay(idem.config(), record(200, &[]));
+        assert_eq!(res.headers()[header::CONTENT_LENGTH], "0");
+    }
+
+    #[test]
+    fn b14_a_record_cannot_inject_headers_that_are_never_replayed() {
+        let idem = Idempotency::builder(MemoryStore::new()).build();
+        let res = replay(
+            idem.config(),
+            record(200, &[("set-cookie", "s=1"), ("link", "<a>"), ("transfer-encoding", "chunked"), ("link", "<b>")]),
+        );
+        assert!(res.headers().get(header::SET_COOKIE).is_none());
+        assert!(res.headers().get(header::TRANSFER_ENCODING).is_none());
+        let links: Vec<_> = res.headers().get_all(header::LINK).iter().collect();
+        assert_eq!(links, ["<a>", "<b>"], "repeated headers stay, in order");
+    }
+
+    #[test]
+    fn b12_an_omitted_body_is_not_replayed_as_encoded() {
+        let idem = Idempotency::builder(MemoryStore::new()).build();
+        let mut rec = record(200, &[("content-encoding", "gzip"), ("content-type", "text/plain")]);
+        rec.body = None;
+        let res = replay(idem.config(), rec);
+        assert!(res.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(res.headers()["idempotency-replay"], "omitted");
+        assert_eq!(res.headers()["content-type"], "text/plain");
     }
 }

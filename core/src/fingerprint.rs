@@ -80,6 +80,11 @@ impl FingerprintKey {
         FingerprintKey(secret.and_then(|s| Hmac::<Sha256>::new_from_slice(s).ok()))
     }
 
+    /// Whether a `fingerprint_secret` is set (HMAC-SHA256).
+    pub fn is_keyed(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Start a fingerprint; feed it with [`FingerprintBuilder`]'s methods in order.
     pub fn start(&self, method: &[u8], path: &[u8], query: &[u8]) -> FingerprintBuilder {
         let mut b = FingerprintBuilder(match &self.0 {

@@ -74,7 +74,10 @@ pub struct KeyRules {
 
 impl Default for KeyRules {
     fn default() -> Self {
-        KeyRules { max_len: 255, strict: false }
+        KeyRules {
+            max_len: crate::config::defaults::MAX_KEY_LENGTH,
+            strict: crate::config::defaults::STRICT_KEY_SYNTAX,
+        }
     }
 }
 

@@ -15,10 +15,10 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::capture::Capture;
-use crate::engine::Engine;
 use crate::fingerprint::RecordId;
+use crate::ready::{Now, now_or_later};
 use crate::record::Record;
+use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::store::{Completion, Release, Renewal, Token};
 
@@ -28,7 +28,7 @@ const INLINE_PERSIST_WAIT: Duration = Duration::from_secs(1);
 
 /// Ownership of a claimed key. Complete it with the response, or release it.
 pub struct Lease {
-    engine: Arc<Engine>,
+    shared: Arc<Shared>,
     id: RecordId,
     token: Token,
     key: String,
@@ -46,17 +46,17 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    pub(crate) fn start(engine: Arc<Engine>, id: RecordId, token: Token, key: String) -> Lease {
+    pub(crate) fn start(shared: Arc<Shared>, id: RecordId, token: Token, key: String) -> Lease {
         let runtime = Handle::try_current().ok();
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = runtime.as_ref().and_then(|rt| {
-            let cfg = &engine.config;
+            let cfg = &shared.config;
             // Renew only while the claim stays within max_lease; with max_lease equal to
             // lease_ttl no renewal happens at all.
             (cfg.max_lease > cfg.lease_ttl)
-                .then(|| rt.spawn(renew(engine.clone(), id, token, key.clone(), lost.clone())))
+                .then(|| rt.spawn(renew(shared.clone(), id, token, key.clone(), lost.clone())))
         });
-        Lease { engine, id, token, key, lost, renewer, runtime, finished: false }
+        Lease { shared, id, token, key, lost, renewer, runtime, finished: false }
     }
 
     /// The fencing token of this claim.
@@ -64,9 +64,9 @@ impl Lease {
         self.token
     }
 
-    /// A response-body recorder sized by `max_response_body` (B12).
-    pub fn capture(&self, content_length: Option<u64>) -> Capture {
-        Capture::new(self.engine.config.max_response_body, content_length)
+    #[cfg(feature = "host")]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     fn finish(&mut self) {
@@ -76,25 +76,29 @@ impl Lease {
         }
     }
 
-    /// Store the response (B11, B12); a status that is not stored releases the key instead.
-    /// `body` is `None` when it was too large to keep. A failed write is retried in the
-    /// background for up to `persist_timeout` (B17): this returns once the write landed or
-    /// was handed to the background, so the caller can finish its response either way.
-    pub async fn complete(mut self, status: StatusCode, headers: &HeaderMap, body: Option<Bytes>) {
-        let e = self.engine.clone();
-        if !(e.config.store_status)(status.as_u16()) {
+    /// Store the response (B11, B12) if `store_status` says so, else release the key.
+    /// `body` is `None` when it was too large to keep. See [`Lease::store`].
+    pub async fn complete(self, status: StatusCode, headers: &HeaderMap, body: Option<Bytes>) {
+        if !self.shared.config.stores(status.as_u16(), None) {
             return self.release().await;
         }
+        let headers = self.shared.replayable_headers(headers);
+        self.store(Record { status, headers, body }).await;
+    }
+
+    /// Store `record` (its headers already the replayable ones). A failed write is retried
+    /// in the background for up to `persist_timeout` (B17): this returns once the write
+    /// landed or was handed to the background, so the caller can finish its response
+    /// either way.
+    pub(crate) async fn store(mut self, record: Record) {
+        let e = self.shared.clone();
         self.finish();
-        if body.is_none() {
+        if record.body.is_none() {
             Stats::inc(&e.stats.omitted);
         }
-        let record = Record { status, headers: e.replayable(headers), body };
-        let mut job = Box::pin(persist(e, self.id, self.token, record, self.key.clone(), self.lost.clone()));
+        let job = persist(e, self.id, self.token, record, self.key.clone(), self.lost.clone());
         // A store that answers without I/O (memory) is done on the first poll: no task.
-        if poll_once(job.as_mut()).is_ready() {
-            return;
-        }
+        let Now::Later(job) = now_or_later(job) else { return };
         match &self.runtime {
             // A task, so the write finishes even if the caller is dropped while waiting.
             Some(rt) => {
@@ -107,7 +111,7 @@ impl Lease {
     /// Give the key up so that a retry runs the handler again (B11: 5xx, error, panic).
     pub async fn release(mut self) {
         self.finish();
-        release(self.engine.clone(), self.id, self.token, self.key.clone(), self.lost.clone()).await;
+        release(self.shared.clone(), self.id, self.token, self.key.clone(), self.lost.clone()).await;
     }
 }
 
@@ -118,7 +122,7 @@ impl Drop for Lease {
         }
         self.finish();
         tracing::debug!(target: "idempo", outcome = "released", key = %self.key, "lease dropped before completion");
-        let job = release(self.engine.clone(), self.id, self.token, std::mem::take(&mut self.key), self.lost.clone());
+        let job = release(self.shared.clone(), self.id, self.token, std::mem::take(&mut self.key), self.lost.clone());
         // Without a runtime (it is shutting down) the claim simply expires after lease_ttl.
         if let Some(rt) = &self.runtime {
             rt.spawn(job);
@@ -126,12 +130,7 @@ impl Drop for Lease {
     }
 }
 
-/// Poll a future once without a waker to be woken by: for stores that answer at once.
-pub(crate) fn poll_once<F: std::future::Future + ?Sized>(fut: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
-    fut.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-}
-
-fn lease_lost(e: &Engine, lost: &AtomicBool, key: &str, during: &str) {
+fn lease_lost(e: &Shared, lost: &AtomicBool, key: &str, during: &str) {
     if !lost.swap(true, Ordering::Relaxed) {
         Stats::inc(&e.stats.lease_lost);
         tracing::warn!(target: "idempo", outcome = "lease-lost", key, during,
@@ -139,7 +138,7 @@ fn lease_lost(e: &Engine, lost: &AtomicBool, key: &str, during: &str) {
     }
 }
 
-async fn renew(e: Arc<Engine>, id: RecordId, token: Token, key: String, lost: Arc<AtomicBool>) {
+async fn renew(e: Arc<Shared>, id: RecordId, token: Token, key: String, lost: Arc<AtomicBool>) {
     let cfg = &e.config;
     let started = Instant::now();
     let period = cfg.lease_ttl / 3;
@@ -160,7 +159,7 @@ async fn renew(e: Arc<Engine>, id: RecordId, token: Token, key: String, lost: Ar
     }
 }
 
-async fn release(e: Arc<Engine>, id: RecordId, token: Token, key: String, lost: Arc<AtomicBool>) {
+async fn release(e: Arc<Shared>, id: RecordId, token: Token, key: String, lost: Arc<AtomicBool>) {
     match e.store.release(&id, token).await {
         Ok(Release::Released) => tracing::debug!(target: "idempo", outcome = "released", key),
         Ok(Release::LeaseLost) => lease_lost(&e, &lost, &key, "release"),
@@ -171,7 +170,7 @@ async fn release(e: Arc<Engine>, id: RecordId, token: Token, key: String, lost: 
     }
 }
 
-async fn persist(e: Arc<Engine>, id: RecordId, token: Token, record: Record, key: String, lost: Arc<AtomicBool>) {
+async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, key: String, lost: Arc<AtomicBool>) {
     let deadline = Instant::now() + e.config.persist_timeout;
     let mut backoff = Duration::from_millis(50);
     let mut failures = 0u32;

@@ -2,11 +2,12 @@
 //!
 //! A client sends an `Idempotency-Key`; a duplicate request runs its side effect at most
 //! once and gets the original response replayed (the IETF Idempotency-Key draft, with
-//! Stripe's semantics). This crate holds every rule: key parsing ([`key`]), fingerprints
-//! ([`fingerprint`]), the claim state machine ([`Idempotency`], [`Lease`]), the record
-//! encoding ([`record`]), problem responses ([`problem`]) and the stores ([`store`]).
-//! The [`tower`](crate::tower) module (feature `tower`, on by default) is the reference
-//! integration.
+//! Stripe's semantics). This crate holds every rule (stated in the repository's
+//! `docs/RULES.md`): key parsing ([`key`]), fingerprints ([`fingerprint`]), the claim
+//! state machine ([`Idempotency`], [`Lease`]), the record encoding ([`record`]), problem
+//! responses ([`problem`]) and the stores ([`store`]). The [`host`] module (feature `host`)
+//! holds what every integration shares; the [`tower`](crate::tower) module (feature
+//! `tower`, on by default) is the reference integration.
 //!
 //! ```
 //! use axum::{Router, routing::post};
@@ -18,18 +19,22 @@
 //! let app: Router = Router::new().route("/charge", post(charge)).layer(idem.layer());
 //! ```
 
-pub mod capture;
 pub mod config;
 pub mod engine;
 pub mod fingerprint;
+#[cfg(feature = "host")]
+pub mod host;
 pub mod key;
 mod lease;
 #[cfg(feature = "log-bridge")]
 pub mod log_bridge;
 pub mod problem;
+mod ready;
 pub mod record;
+mod shared;
 mod stats;
 pub mod store;
+mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "tower")]

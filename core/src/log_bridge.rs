@@ -8,11 +8,52 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Make `Bridge::new(min_level, sink)` the process's `tracing` subscriber, once: a later
+/// call, or a process that already has a global subscriber (a Rust program embedding the
+/// host language), keeps the one it has.
+pub fn install<F: Fn(u8, String) + Send + Sync + 'static>(min_level: &'static AtomicU8, sink: F) {
+    let _ = tracing_subscriber::registry().with(Bridge::new(min_level, sink)).try_init();
+}
+
+/// A sink that hands each event to one thread of its own, which calls `deliver(level,
+/// text)`: for a host that must not be entered from a runtime thread (Python: taking the
+/// GIL there could stall the runtime for a whole switch interval). The thread is started
+/// on the first event, and again in a forked child, which inherits no threads.
+pub fn on_own_thread(deliver: impl Fn(u8, String) + Send + Sync + 'static) -> impl Fn(u8, String) + Send + Sync {
+    let deliver = Arc::new(deliver);
+    // The thread's inbox, with the process it belongs to.
+    type Inbox = Option<(u32, Sender<(u8, String)>)>;
+    let inbox: Mutex<Inbox> = Mutex::new(None);
+    move |level, text| {
+        let pid = std::process::id();
+        let mut inbox = inbox.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(&*inbox, Some((owner, _)) if *owner == pid) {
+            let (tx, rx) = channel::<(u8, String)>();
+            let deliver = deliver.clone();
+            let started = std::thread::Builder::new().name("idempo-logging".into()).spawn(move || {
+                while let Ok((level, text)) = rx.recv() {
+                    deliver(level, text);
+                }
+            });
+            if started.is_err() {
+                return;
+            }
+            *inbox = Some((pid, tx));
+        }
+        if let Some((_, tx)) = &*inbox {
+            let _ = tx.send((level, text));
+        }
+    }
+}
 
 /// The number of a level: error 40, warn 30, info 20, debug 10, trace 5.
 pub fn level_number(level: &Level) -> u8 {

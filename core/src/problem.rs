@@ -9,9 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-/// The default `problem_base`.
-pub const DEFAULT_PROBLEM_BASE: &str = "https://idempo.dev/problems/";
-
 /// Every problem the engine answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemCode {
@@ -128,7 +125,7 @@ mod tests {
     #[test]
     fn b15_problem_shape() {
         let res = problem(
-            DEFAULT_PROBLEM_BASE,
+            crate::config::defaults::PROBLEM_BASE,
             ProblemCode::KeyInUse,
             "a \"quoted\"\nline",
             Some(Duration::from_millis(1500)),

@@ -73,6 +73,10 @@ impl Record {
             return Err(DecodeError("unknown record version"));
         }
         let status = StatusCode::from_u16(r.u16()?).map_err(|_| DecodeError("invalid status code"))?;
+        if status.is_informational() {
+            // An interim answer is never a response to replay (B14).
+            return Err(DecodeError("informational status"));
+        }
         let count = r.u16()? as usize;
         // Each header takes at least 6 bytes: bound the allocation by what is there.
         let mut headers = Vec::with_capacity(count.min(r.0.len() / 6));
@@ -166,6 +170,9 @@ mod tests {
         let mut bad_status = good.clone();
         bad_status[4..6].copy_from_slice(&9999u16.to_be_bytes());
         assert_eq!(Record::decode(&bad_status), Err(DecodeError("invalid status code")));
+        let mut upgrade = good.clone();
+        upgrade[4..6].copy_from_slice(&101u16.to_be_bytes());
+        assert_eq!(Record::decode(&upgrade), Err(DecodeError("informational status")));
     }
 
     proptest! {

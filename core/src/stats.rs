@@ -19,6 +19,9 @@ macro_rules! counters {
         }
 
         impl StatsSnapshot {
+            /// The counter names, in order (B19): the one list every binding reads.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name),)*];
+
             /// `(name, value)` pairs, for bindings that expose a dict or an object.
             pub fn fields(&self) -> [(&'static str, u64); counters!(@count $($name)*)] {
                 [$((stringify!($name), self.$name),)*]
@@ -30,8 +33,9 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Requests passed through untouched: method not covered, no key (not required), or
-    /// run unprotected after a store error with `fail_open`.
+    /// Covered requests passed through untouched: no key (where keys are optional), or run
+    /// unprotected after a store error with `fail_open`. Requests whose method is not
+    /// covered are not counted (an integration may never see them).
     bypassed,
     /// Requests that claimed their key and ran the handler.
     executed,

@@ -1,4 +1,4 @@
-//! The store contract suite (DESIGN.md §4), shared by every store's tests.
+//! The store contract suite (docs/RULES.md, "Stores"), shared by every store's tests.
 //!
 //! ```ignore
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -51,7 +51,9 @@ async fn b5_warning_once_and_b19_events_with_redacted_keys() {
     };
 
     // With a scope function, credentials raise no warning.
-    let scoped = TestApp::new(Idempotency::builder(MemoryStore::new()).scope(|_| "tenant".into()).build());
+    let idem = Idempotency::builder(MemoryStore::new()).build();
+    let layer = idem.layer().scope(|_| "tenant".into());
+    let scoped = TestApp::with_layer(idem, layer);
     scoped.send(with_auth("scoped-key")).await;
     let out = logs.take();
     assert!(!out.contains("WARN"), "no warning with a scope function:\n{out}");

@@ -1,13 +1,13 @@
 'use strict'
 // What the Express middleware and the Fastify plugin share: options in, a native engine
 // out, and the small helpers that move bytes between Node and the engine. No rule lives
-// here: every decision is the native engine's.
+// here: every decision is the native engine's (idempo::host in the Rust core).
 const native = require('./native')
 const { MemoryStore, NATIVE } = require('./stores')
 const { ConfigurationError, typed } = require('./errors')
 require('./log') // idempo's log lines reach the console until setLogger says otherwise
 
-/** Split options into the native engine's and the ones handled by the integrations. */
+/** Split options into the native engine's and the user's own functions. */
 function createEngine (options = {}) {
   const { store = new MemoryStore(), scope, storeStatus, ...engineOptions } = options
   if (!store || !store[NATIVE]) {
@@ -25,7 +25,21 @@ function createEngine (options = {}) {
   } catch (err) {
     throw typed(err)
   }
-  return { engine, scope, storeStatus, covers: coverage(engine), headersOf: headerPicker(engine), needsCheck: keyFilter(engine) }
+  const verdict = (status) => verdictOf(storeStatus, status)
+  return { engine, scope, verdict, covers: coverage(engine), headersOf: headerPicker(engine), needsCheck: keyFilter(engine) }
+}
+
+/**
+ * What the user's `storeStatus` says of `status`, for the engine: undefined without one,
+ * the error's message if it threw (the engine then applies its default and logs it).
+ */
+function verdictOf (storeStatus, status) {
+  if (!storeStatus) return undefined
+  try {
+    return Boolean(storeStatus(status))
+  } catch (err) {
+    return String((err && err.message) || err)
+  }
 }
 
 /**
@@ -91,6 +105,31 @@ function coverage (engine) {
   }
 }
 
+/**
+ * What is left of a refused body (B7): read and thrown away up to the core's DRAIN_LIMIT,
+ * so a client still sending reads its 413 rather than a reset; past it, the connection
+ * is closed.
+ */
+function drain (req) {
+  if (req.complete || req.destroyed) return
+  let left = native.DRAIN_LIMIT
+  req.on('data', (chunk) => {
+    left -= chunk.length
+    if (left < 0) req.socket.destroy()
+  })
+  req.resume()
+}
+
+/** A reply's `[name, value, …]` as an object for writeHead: repeated names as arrays. */
+function headerObject (flat) {
+  const headers = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const [name, value] = [flat[i], flat[i + 1]]
+    headers[name] = name in headers ? [].concat(headers[name], value) : value
+  }
+  return headers
+}
+
 /** Response headers as `[name, value, …]` from `getHeaders()`. */
 function flatHeaders (headers) {
   const flat = []
@@ -113,9 +152,4 @@ function toBuffer (chunk, encoding) {
   return Buffer.from(String(chunk), typeof encoding === 'string' ? encoding : 'utf8')
 }
 
-/** Complete a lease, honouring a user `storeStatus`; a Promise or undefined. */
-function complete (lease, status, storeStatus) {
-  return lease.complete(storeStatus ? Boolean(storeStatus(status)) : undefined)
-}
-
-module.exports = { createEngine, flatHeaders, toBuffer, complete }
+module.exports = { createEngine, drain, headerObject, flatHeaders, toBuffer }

@@ -3,27 +3,35 @@
 // write and end (the way expressjs/compression does), so streaming keeps working: every
 // chunk goes out as it is written, while the lease keeps a copy. Used by the Express
 // middleware and the Fastify plugin alike.
-const { flatHeaders, toBuffer, complete } = require('./engine')
+const { flatHeaders, toBuffer } = require('./engine')
 
-function record (res, lease, storeStatus) {
+/** Record `res` in `lease`; `verdict(status)` is what the user's storeStatus says. */
+function record (res, lease, verdict) {
   const { writeHead, write, end } = res
   let started = false
   const start = (status, headers) => {
     if (!started) {
       started = true
-      lease.start(status, headers)
+      lease.start(status, headers, verdict(status))
     }
   }
 
   res.writeHead = function (statusCode, reason, headers) {
     if (lease.active && !started) {
+      // writeHead's own headers win over setHeader's; a name it repeats keeps every value.
       const extra = typeof reason === 'string' ? headers : reason
       const merged = { ...this.getHeaders() }
+      const own = new Set()
+      const add = (name, value) => {
+        const k = String(name).toLowerCase()
+        merged[k] = own.has(k) ? [].concat(merged[k], value) : value
+        own.add(k)
+      }
       if (Array.isArray(extra)) {
         const flat = Array.isArray(extra[0]) ? extra.flat() : extra
-        for (let i = 0; i + 1 < flat.length; i += 2) merged[String(flat[i]).toLowerCase()] = flat[i + 1]
+        for (let i = 0; i + 1 < flat.length; i += 2) add(flat[i], flat[i + 1])
       } else if (extra) {
-        for (const k of Object.keys(extra)) merged[k.toLowerCase()] = extra[k]
+        for (const k of Object.keys(extra)) add(k, extra[k])
       }
       start(statusCode, flatHeaders(merged))
     }
@@ -45,7 +53,7 @@ function record (res, lease, storeStatus) {
     const buf = typeof chunk === 'function' ? null : toBuffer(chunk, encoding)
     if (buf) lease.push(buf)
     const args = arguments
-    const stored = complete(lease, this.statusCode, storeStatus)
+    const stored = lease.complete()
     if (stored instanceof Promise) {
       // The final chunk waits for the store, so an immediate retry sees the replay.
       stored.then(() => end.apply(this, args), () => end.apply(this, args))

@@ -1,17 +1,34 @@
 'use strict'
+// The stores. Each holds a native store (idempo::host::store in the Rust core), which
+// checks the URL and options and applies the core's defaults.
 const native = require('./native')
-const { StoreUnavailableError } = require('./errors')
+const { StoreUnavailableError, typed } = require('./errors')
 
 const NATIVE = Symbol('idempo.native')
 
-function unavailable (err) {
-  return new StoreUnavailableError(err.message, { cause: err })
+/** Check the store's URL and options now (a ConfigurationError), then connect. */
+async function connect (kind, urls, options) {
+  let spec
+  try {
+    spec = native.NativeStore.spec(kind, urls, options)
+  } catch (err) {
+    throw typed(err)
+  }
+  try {
+    return await native.NativeStore.connect(spec)
+  } catch (err) {
+    throw new StoreUnavailableError(err.message, { cause: err })
+  }
 }
 
 /** An in-process store: one process, no services. */
 class MemoryStore {
-  constructor ({ maxEntries } = {}) {
-    this[NATIVE] = native.NativeStore.memory(maxEntries)
+  constructor (options) {
+    try {
+      this[NATIVE] = native.NativeStore.memory(options)
+    } catch (err) {
+      throw typed(err)
+    }
   }
 }
 
@@ -21,12 +38,12 @@ class RedisStore {
     throw new TypeError('use `await RedisStore.connect(url)` (or RedisStore.cluster(urls))')
   }
 
-  static async connect (url, { prefix } = {}) {
-    return wrap(RedisStore, await native.NativeStore.redis(url, prefix).catch(e => { throw unavailable(e) }))
+  static async connect (url, options) {
+    return wrap(await connect('redis', [url], options))
   }
 
-  static async cluster (urls, { prefix } = {}) {
-    return wrap(RedisStore, await native.NativeStore.redisCluster(urls, prefix).catch(e => { throw unavailable(e) }))
+  static async cluster (urls, options) {
+    return wrap(await connect('cluster', urls, options))
   }
 }
 
@@ -36,20 +53,32 @@ class PostgresStore {
     throw new TypeError('use `await PostgresStore.connect(url)`')
   }
 
-  static async connect (url, { table, migrate } = {}) {
-    return wrap(PostgresStore, await native.NativeStore.postgres(url, table, migrate).catch(e => { throw unavailable(e) }))
+  static async connect (url, options) {
+    return wrap(await connect('postgres', [url], options))
   }
 
   /** Delete expired rows, `batch` at a time; resolves to how many were deleted. */
   async sweep (batch) {
-    return this[NATIVE].sweep(batch).catch(e => { throw unavailable(e) })
+    return this[NATIVE].sweep(batch).catch(e => { throw new StoreUnavailableError(e.message, { cause: e }) })
   }
 }
 
-function wrap (Class, handle) {
-  const store = Object.create(Class.prototype)
+const CLASSES = { memory: MemoryStore, redis: RedisStore, postgres: PostgresStore }
+
+/** The store a URL names (`memory`, `redis://…`, `postgres://…`), with its options. */
+async function storeFromUrl (url, options) {
+  return wrap(await connect('url', [url], options))
+}
+
+function wrap (handle) {
+  const store = Object.create(CLASSES[handle.kind].prototype)
   store[NATIVE] = handle
   return store
 }
 
-module.exports = { MemoryStore, RedisStore, PostgresStore, NATIVE }
+for (const Class of Object.values(CLASSES)) {
+  Class.prototype.toString = function () { return this[NATIVE].describe() }
+  Class.prototype[Symbol.for('nodejs.util.inspect.custom')] = function () { return this[NATIVE].describe() }
+}
+
+module.exports = { MemoryStore, RedisStore, PostgresStore, storeFromUrl, NATIVE }

@@ -6,7 +6,8 @@ const assert = require('node:assert/strict')
 const express = require('express')
 const Fastify = require('fastify')
 const { MemoryStore } = require('..')
-const { idempotency } = require('../express')
+const http = require('node:http')
+const { idempotency, verify } = require('../express')
 const { key, post } = require('./helpers')
 
 async function listen (app) {
@@ -14,20 +15,20 @@ async function listen (app) {
   return { base: `http://127.0.0.1:${server.address().port}`, close: () => { server.closeAllConnections(); server.close() } }
 }
 
-for (const order of ['parser after the middleware', 'parser before the middleware']) {
-  // A parser that ran first leaves the parsed body: its canonical form is fingerprinted,
-  // so the changed body must change the content, not only the bytes.
-  for (const [name, parser, body, type, expected, changed] of [
-    ['express.json()', express.json(), '{"amount": 42}', 'application/json', { amount: 42 }, '{"amount": 43}'],
-    ['express.raw()', express.raw({ type: '*/*' }), 'raw \u00e9 bytes', 'application/octet-stream', 'raw \u00e9 bytes', 'raw bytes'],
-    ['express.text()', express.text(), 'plain text', 'text/plain', 'plain text', 'plain text!'],
-    ['express.urlencoded()', express.urlencoded({ extended: false }), 'a=1&b=two', 'application/x-www-form-urlencoded', { a: '1', b: 'two' }, 'a=2&b=two']
-  ]) {
-    test(`Express: ${name}, ${order}`, async () => {
+const PARSERS = [
+  ['express.json', (o) => express.json(o), '{"amount": 42}', 'application/json', { amount: 42 }, '{"amount": 43}'],
+  ['express.raw', (o) => express.raw({ type: '*/*', ...o }), 'raw \u00e9 bytes', 'application/octet-stream', 'raw \u00e9 bytes', 'raw bytes'],
+  ['express.text', (o) => express.text(o), 'plain text', 'text/plain', 'plain text', 'plain text!'],
+  ['express.urlencoded', (o) => express.urlencoded({ extended: false, ...o }), 'a=1&b=two', 'application/x-www-form-urlencoded', { a: '1', b: 'two' }, 'a=2&b=two']
+]
+
+for (const order of ['parser after the middleware', 'parser before the middleware, with verify']) {
+  for (const [name, parser, body, type, expected, changed] of PARSERS) {
+    test(`Express: ${name}(), ${order}`, async () => {
       const app = express()
       const mw = idempotency({ store: new MemoryStore() })
-      if (order.includes('after')) app.use(mw, parser)
-      else app.use(parser, mw)
+      if (order.includes('after')) app.use(mw, parser())
+      else app.use(parser({ verify }), mw)
       let runs = 0
       app.post('/pay', (req, res) => {
         runs++
@@ -51,6 +52,74 @@ for (const order of ['parser after the middleware', 'parser before the middlewar
     })
   }
 }
+
+/** Express with a JSON parser (and its verify hook, when given) in front of the middleware. */
+async function parsedFirst (parserOptions, options = {}) {
+  const app = express()
+  app.use(express.json({ limit: '10mb', ...parserOptions }), idempotency({ store: new MemoryStore(), ...options }))
+  let runs = 0
+  app.post('/pay', (req, res) => { runs++; res.status(201).json({ amount: req.body.amount }) })
+  app.use((err, req, res, next) => res.status(500).type('text/plain').send(err.message))
+  const server = await listen(app)
+  return { ...server, runs: () => runs }
+}
+
+test('Express after express.json(): bodies that parse alike never share a fingerprint', async () => {
+  const app = await parsedFirst({ verify })
+  try {
+    // Each pair parses to the same JavaScript value (so JSON.stringify is the same), but
+    // they are different requests: the second of each pair must not replay the first.
+    for (const [a, b] of [
+      ['{"amount": 1e19}', '{"amount": 10000000000000000000}'],
+      ['{"amount": 12.50000000000000001}', '{"amount": 12.50000000000000000}'],
+      ['{"amount": 1, "amount": 2}', '{"amount": 2}']
+    ]) {
+      const k = key()
+      assert.equal((await post(app.base, '/pay', k, a, { 'content-type': 'application/json' })).status, 201)
+      const other = await post(app.base, '/pay', k, b, { 'content-type': 'application/json' })
+      assert.equal(other.status, 422, `${b} after ${a}: ${other.text}`)
+    }
+    assert.equal(app.runs(), 3)
+  } finally {
+    app.close()
+  }
+})
+
+test('Express after a parser without verify: keyed requests are refused with a ConfigurationError', async () => {
+  const app = await parsedFirst({})
+  try {
+    const keyed = await post(app.base, '/pay', key(), '{"amount": 1}', { 'content-type': 'application/json' })
+    assert.equal(keyed.status, 500)
+    assert.match(keyed.text, /express\.json\(\{ verify \}\)/, 'the message says how to set it up')
+    assert.equal(app.runs(), 0, 'the handler did not run')
+    const unkeyed = await post(app.base, '/pay', undefined, '{"amount": 1}', { 'content-type': 'application/json' })
+    assert.equal(unkeyed.status, 201, 'requests without a key pass as before')
+  } finally {
+    app.close()
+  }
+})
+
+test('Express after express.json(): a chunked body over maxRequestBody gets 413', async () => {
+  const app = await parsedFirst({ verify }, { maxRequestBody: 1024 })
+  try {
+    const big = JSON.stringify({ amount: 1, pad: 'x'.repeat(4096) })
+    const res = await new Promise((resolve, reject) => {
+      const req = http.request(`${app.base}/pay`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key() } }, (r) => {
+        const chunks = []
+        r.on('data', c => chunks.push(c))
+        r.on('end', () => resolve({ status: r.statusCode, headers: r.headers, text: Buffer.concat(chunks).toString() }))
+      })
+      req.on('error', reject)
+      req.write(big.slice(0, 2000)) // no Content-Length: chunked
+      req.end(big.slice(2000))
+    })
+    assert.equal(res.status, 413, res.text)
+    assert.equal(JSON.parse(res.text).code, 'body-too-large')
+    assert.equal(app.runs(), 0)
+  } finally {
+    app.close()
+  }
+})
 
 test('Fastify: its JSON and text parsers and a custom parser still work', async () => {
   const app = Fastify()

@@ -6,19 +6,19 @@ hold the middleware; the stores and errors are here.
 """
 
 from idempo._native import (
+    COUNTERS,
     ConfigurationError,
     IdempoError,
-    MemoryStore,
-    PostgresStore,
-    RedisStore,
     StoreCorruptError,
     StoreUnavailableError,
 )
+from idempo._stores import MemoryStore, PostgresStore, RedisStore, store_from_url
 
 Store = MemoryStore | RedisStore | PostgresStore
 """Any of the three stores."""
 
 __all__ = [
+    "COUNTERS",
     "ConfigurationError",
     "IdempoError",
     "MemoryStore",
@@ -27,4 +27,5 @@ __all__ = [
     "Store",
     "StoreCorruptError",
     "StoreUnavailableError",
+    "store_from_url",
 ]

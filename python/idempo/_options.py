@@ -1,20 +1,26 @@
-"""The options every middleware takes (DESIGN.md §3), passed to the native engine as they are."""
+"""What both middleware share: the wrapped app, the native engine with the options the user
+set, and the user's own functions (``scope``, ``store_status``).
+
+Every option defaults to ``None``: the Rust core's default applies (the README lists them;
+``middleware.options()`` reads back the effective values), so a default is stated in one
+place only."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Generic, Literal, TypeVar
 
-from idempo._native import Engine, MemoryStore, PostgresStore, RedisStore
+from idempo._native import Engine
+from idempo._stores import MemoryStore, PostgresStore, RedisStore
 
 AppT = TypeVar("AppT")
 ScopeArgT = TypeVar("ScopeArgT")
 
 
 class Configured(Generic[AppT, ScopeArgT]):
-    """Holds the wrapped app, the engine and the scope function."""
+    """Holds the wrapped app, the engine and the user's functions."""
 
-    __slots__ = ("app", "engine", "scope")
+    __slots__ = ("app", "engine", "scope", "store_status")
 
     def __init__(
         self,
@@ -22,30 +28,37 @@ class Configured(Generic[AppT, ScopeArgT]):
         store: MemoryStore | RedisStore | PostgresStore | None = None,
         *,
         scope: Callable[[ScopeArgT], str] | None = None,
+        store_status: Callable[[int], bool] | None = None,
         methods: Iterable[str] | None = None,
         header: str | None = None,
-        required: bool = False,
-        max_key_length: int = 255,
-        strict_key_syntax: bool = False,
-        max_request_body: int = 1 << 20,
-        max_response_body: int = 1 << 20,
-        lease_ttl: float = 60.0,
-        max_lease: float = 3600.0,
-        ttl: float = 86400.0,
-        store_status: Callable[[int], bool] | None = None,
+        required: bool | None = None,
+        max_key_length: int | None = None,
+        strict_key_syntax: bool | None = None,
+        max_request_body: int | None = None,
+        max_response_body: int | None = None,
+        lease_ttl: float | None = None,
+        max_lease: float | None = None,
+        ttl: float | None = None,
         replay_headers: Iterable[str] | None = None,
         replayed_header: str | None = None,
-        on_store_error: Literal["fail_closed", "fail_open"] = "fail_closed",
-        persist_timeout: float = 10.0,
+        on_store_error: Literal["fail_closed", "fail_open"] | None = None,
+        persist_timeout: float | None = None,
         fingerprint_headers: Iterable[str] | None = None,
         fingerprint_secret: str | bytes | None = None,
         problem_base: str | None = None,
     ) -> None:
+        from idempo import ConfigurationError
+
+        if store_status is not None and not callable(store_status):
+            raise ConfigurationError("store_status must be a callable taking the status code and returning a bool")
+        if scope is not None and not callable(scope):
+            raise ConfigurationError("scope must be a callable returning the caller's namespace (a str)")
         self.app = app
         self.scope = scope
+        self.store_status = store_status
         self.engine = Engine(
             store if store is not None else MemoryStore(),
-            methods=None if methods is None else list(methods),
+            methods=methods,
             header=header,
             required=required,
             max_key_length=max_key_length,
@@ -55,17 +68,30 @@ class Configured(Generic[AppT, ScopeArgT]):
             lease_ttl=lease_ttl,
             max_lease=max_lease,
             ttl=ttl,
-            store_status=store_status,
-            replay_headers=None if replay_headers is None else list(replay_headers),
+            replay_headers=replay_headers,
             replayed_header=replayed_header,
             on_store_error=on_store_error,
             persist_timeout=persist_timeout,
-            fingerprint_headers=None if fingerprint_headers is None else list(fingerprint_headers),
+            fingerprint_headers=fingerprint_headers,
             fingerprint_secret=fingerprint_secret,
             problem_base=problem_base,
         )
 
+    def verdict(self, status: int) -> bool | str | None:
+        """What ``store_status`` says of ``status``, for the engine: ``None`` without one,
+        the error's text if it raised (the engine then applies its default and logs it)."""
+        if self.store_status is None:
+            return None
+        try:
+            return bool(self.store_status(status))
+        except Exception as e:  # noqa: BLE001 - the engine decides what a failure means
+            return f"{type(e).__name__}: {e}"
+
+    def options(self) -> dict[str, object]:
+        """The effective value of every option, the core's defaults included (durations in
+        seconds)."""
+        return self.engine.options()
+
     def stats(self) -> dict[str, int]:
-        """The engine's counters: bypassed, executed, replayed, conflicts, mismatches,
-        invalid, too_large, store_errors, lease_lost, omitted."""
+        """The engine's counters (``idempo.COUNTERS`` names them)."""
         return self.engine.stats()

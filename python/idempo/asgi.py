@@ -4,8 +4,8 @@
 
 For a covered request with a key, the body is buffered (up to ``max_request_body``) and
 replayed to the app unchanged; the response streams to the client message by message while
-a copy is kept, and is stored before its last body message is sent, so a client retrying at
-once finds the replay. An exception in the app releases the key and propagates.
+the engine keeps a copy, which is stored before the last body message is sent, so a client
+retrying at once finds the replay. An exception in the app releases the key and propagates.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from idempo._native import Lease
+from idempo._native import DRAIN_LIMIT, Lease
 from idempo._options import Configured
 
 Scope = MutableMapping[str, Any]
@@ -27,11 +27,12 @@ __all__ = ["ASGIApp", "IdempotencyMiddleware", "Receive", "Scope", "Send"]
 
 _TOO_LARGE = object()
 _DISCONNECTED = object()
+_Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
     """Idempotency-Key handling for an ASGI app. ``scope``, when given, maps the ASGI scope
-    to the namespace keys live in (a tenant or user id). Every other option is the
+    to the namespace keys live in (the authenticated caller). Every other option is the
     engine's (see the README); durations are seconds."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,7 +45,7 @@ class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
             await self.app(scope, receive, send)
             return
         if isinstance(checked, tuple):
-            await _respond(send, checked)
+            await _refuse(receive, send, checked)
             return
         pending = checked
         if self.scope is not None:
@@ -53,7 +54,7 @@ class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
         if body is _DISCONNECTED:
             return  # the client is gone and nothing was claimed
         if body is _TOO_LARGE:
-            await _respond(send, pending.too_large())
+            await _refuse(receive, send, pending.too_large())
             return
         assert isinstance(body, bytes)
         loop = asyncio.get_running_loop()
@@ -65,7 +66,7 @@ class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
         elif isinstance(decided, tuple):
             await _respond(send, decided)
         else:
-            await _Recorder(decided, send, loop).run(self.app, scope, _replaying(body, receive))
+            await _Recorder(decided, send, loop, self).run(self.app, scope, _replaying(body, receive))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | object:
@@ -85,6 +86,22 @@ async def _read_body(receive: Receive, limit: int) -> bytes | object:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def _refuse(receive: Receive, send: Send, response: _Response) -> None:
+    """Answer without running the app. Before a 413, what is left of the body is read and
+    thrown away, up to ``DRAIN_LIMIT``, so a client still sending can read the answer:
+    servers close the connection once the app returns (B7)."""
+    if response[0] == 413:
+        drained = 0
+        while drained <= DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+    await _respond(send, response)
+
+
 def _replaying(body: bytes, receive: Receive) -> Receive:
     """The app's ``receive``: the buffered body first, then whatever the server says
     (``http.disconnect`` when the client goes away)."""
@@ -100,7 +117,7 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return receive_again
 
 
-async def _respond(send: Send, response: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+async def _respond(send: Send, response: _Response) -> None:
     status, headers, body = response
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -108,14 +125,15 @@ async def _respond(send: Send, response: tuple[int, list[tuple[bytes, bytes]], b
 
 class _Recorder:
     """Wraps ``send`` for one executed request: every message goes out as the app sends
-    it, while the lease keeps a copy of the response."""
+    it, while the lease (the engine's recorder) keeps a copy of the response."""
 
-    __slots__ = ("lease", "loop", "send")
+    __slots__ = ("lease", "loop", "middleware", "send")
 
-    def __init__(self, lease: Lease, send: Send, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, lease: Lease, send: Send, loop: asyncio.AbstractEventLoop, middleware: Configured[Any, Any]) -> None:
         self.lease = lease
         self.send = send
         self.loop = loop
+        self.middleware = middleware
 
     async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
         try:
@@ -140,5 +158,6 @@ class _Recorder:
                 if done is not None:
                     await done
         elif kind == "http.response.start":
-            self.lease.start(message["status"], message.get("headers", ()))
+            status = message["status"]
+            self.lease.start(status, message.get("headers", ()), self.middleware.verdict(status))
         await self.send(message)

@@ -4,21 +4,21 @@
 
 For a covered request with a key, the body is read (up to ``max_request_body``) and handed
 to the app as a fresh ``wsgi.input``; the response iterable is passed through chunk by
-chunk while a copy is kept, and stored once the last chunk is known (by Content-Length, or
-when the iterable ends). The app's iterable is always closed. An exception in the app
-releases the key and propagates. Store calls block the worker thread with the GIL
-released, so other threads keep running.
+chunk while the engine keeps a copy, stored once the last chunk is known (by
+Content-Length, or when the iterable ends). The app's iterable is always closed. An
+exception in the app releases the key and propagates. Store calls block the worker thread
+with the GIL released, so other threads keep running.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
-from idempo._native import Lease
+from idempo._native import DRAIN_LIMIT, Lease
 from idempo._options import Configured
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -28,26 +28,27 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 __all__ = ["Environ", "IdempotencyMiddleware", "StartResponse", "WSGIApp"]
 
+_Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+
 
 class IdempotencyMiddleware(Configured[WSGIApp, Environ]):
     """Idempotency-Key handling for a WSGI app. ``scope``, when given, maps the WSGI
-    environ to the namespace keys live in (a tenant or user id). Every other option is the
-    engine's (see the README); durations are seconds."""
+    environ to the namespace keys live in (the authenticated caller). Every other option is
+    the engine's (see the README); durations are seconds."""
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path, query = _raw_target(environ)
-        checked = self.engine.check_wsgi(environ["REQUEST_METHOD"], path, query, environ)
+        checked = self.engine.check_wsgi(environ)
         if checked is None:
             return self.app(environ, start_response)
         if isinstance(checked, tuple):
-            return _respond(start_response, checked)
+            return _refuse(environ, start_response, checked)
         pending = checked
         if self.scope is not None:
             pending.set_scope(self.scope(environ))
         try:
-            body = _read_body(environ, pending.body_limit)
+            body = _read_body(environ, pending.declared_length, pending.body_limit)
         except _TooLarge:
-            return _respond(start_response, pending.too_large())
+            return _refuse(environ, start_response, pending.too_large())
         except (OSError, ValueError) as e:
             return _respond(start_response, pending.unreadable(f"the request body could not be read: {e}"))
         decided = pending.begin_blocking(body)
@@ -57,98 +58,137 @@ class IdempotencyMiddleware(Configured[WSGIApp, Environ]):
             return self.app(environ, start_response)
         if isinstance(decided, tuple):
             return _respond(start_response, decided)
-        return _recorded(self.app, decided, environ, start_response)
-
-
-def _raw_target(environ: Environ) -> tuple[bytes, bytes]:
-    """The request target as the client sent it, so fingerprints match other servers
-    and languages: gunicorn's RAW_URI or REQUEST_URI when present, else rebuilt."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw:
-        target = raw.encode("latin-1")
-        if target.startswith((b"http://", b"https://")):  # absolute form
-            slash = target.find(b"/", target.find(b"//") + 2)
-            target = target[slash:] if slash >= 0 else b"/"
-        path, _, query = target.partition(b"?")
-        return path, query
-    path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
-    return quote(path, safe="/:@!$&'()*+,;=-._~%").encode("ascii"), environ.get("QUERY_STRING", "").encode("latin-1")
+        return _run(self, decided, environ, start_response)
 
 
 class _TooLarge(Exception):
     pass
 
 
-def _read_body(environ: Environ, limit: int) -> bytes:
+def _read_body(environ: Environ, declared: int | None, limit: int) -> bytes:
+    """The body, by the length the engine read from the head (already within the limit);
+    without one, up to the limit from a server that marks the end of its input
+    (``wsgi.input_terminated``: chunked bodies), else none (PEP 3333)."""
     stream = environ.get("wsgi.input")
     if stream is None:
         return b""
-    length = environ.get("CONTENT_LENGTH", "")
-    if length:
-        expected = int(length)
-        if expected > limit:
-            raise _TooLarge
-        data = stream.read(expected) if expected else b""
-        if len(data) < expected:
-            raise ValueError(f"the client sent {len(data)} of {expected} bytes")
+    if declared is not None:
+        data = b""
+        while len(data) < declared:
+            chunk = stream.read(declared - len(data))
+            if not chunk:
+                raise ValueError(f"the client sent {len(data)} of {declared} bytes")
+            data += chunk
         return bytes(data)
     if environ.get("wsgi.input_terminated"):
         data = stream.read(limit + 1)
         if len(data) > limit:
             raise _TooLarge
         return bytes(data)
-    return b""  # PEP 3333: without a length there is no body to read
+    return b""
 
 
-def _respond(start_response: StartResponse, response: tuple[int, list[tuple[bytes, bytes]], bytes]) -> list[bytes]:
+def _refuse(environ: Environ, start_response: StartResponse, response: _Response) -> list[bytes]:
+    """Answer without running the app. Before a 413, what is left of the body is read and
+    thrown away, up to ``DRAIN_LIMIT``, so a client still sending can read the answer (B7);
+    never past the declared length (a plain socket would block there)."""
+    stream = environ.get("wsgi.input")
+    if response[0] == 413 and stream is not None:
+        try:
+            left = min(int(environ.get("CONTENT_LENGTH") or 0), DRAIN_LIMIT)
+        except ValueError:
+            left = 0
+        if not left and environ.get("wsgi.input_terminated"):
+            left = DRAIN_LIMIT
+        while left > 0 and (chunk := stream.read(min(left, 65536))):
+            left -= len(chunk)
+    return _respond(start_response, response)
+
+
+def _respond(start_response: StartResponse, response: _Response) -> list[bytes]:
     status, headers, body = response
     start_response(_status_line(status), [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers])
     return [body]
 
 
 def _status_line(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
         return f"{status} Unknown"
 
 
-def _recorded(app: WSGIApp, lease: Lease, environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
-    """Run the app and pass its body through chunk by chunk, recording it in the lease."""
-    expected: list[int | None] = [None]
+def _run(middleware: IdempotencyMiddleware, lease: Lease, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Run the app, recording its head in the lease; its body is recorded by `_Recorded`."""
+    recorded = _Recorded(lease)
 
     def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None) -> Any:
-        lease.start(int(status.split(" ", 1)[0]), headers)
-        expected[0] = next((int(v) for n, v in headers if n.lower() == "content-length" and v.isdigit()), None)
+        code = int(status.split(" ", 1)[0])
+        lease.start(code, headers, middleware.verdict(code))
+        recorded.expect(headers)
         return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
     try:
-        app_iter = app(environ, recording_start_response)
+        app_iter = middleware.app(environ, recording_start_response)
     except BaseException:
         lease.release_blocking()
         raise
-    return _stream(app_iter, lease, expected)
+    recorded.wrap(app_iter)
+    return recorded
 
 
-def _stream(app_iter: Iterable[bytes], lease: Lease, expected: list[int | None]) -> Iterator[bytes]:
-    sent = 0
-    try:
-        for chunk in app_iter:
-            if chunk and lease.active:
-                lease.push(chunk)
-                sent += len(chunk)
-                # The last chunk by Content-Length: store before the client has it all.
-                if expected[0] is not None and sent >= expected[0]:
-                    lease.complete_blocking()
-            yield chunk
-        if lease.active:
-            lease.complete_blocking()
-    finally:
-        # An exception, or the server closing us early (client gone): release the key.
-        if lease.active:
-            lease.release_blocking()
-        close = getattr(app_iter, "close", None)
-        if close is not None:
-            close()
+class _Recorded:
+    """The app's response iterable, passed through chunk by chunk while the lease records
+    it. A class rather than a generator, so that ``close()`` works even before iteration
+    starts (werkzeug's ``ClosingIterator`` does the same): a server that gives up on the
+    response first still closes the app's iterable, and the key is released."""
+
+    __slots__ = ("_app_iter", "_expected", "_iter", "_lease", "_sent")
+
+    def __init__(self, lease: Lease) -> None:
+        self._lease = lease
+        self._expected: int | None = None
+        self._sent = 0
+        self._app_iter: Iterable[bytes] = ()
+        self._iter: Iterator[bytes] = iter(())
+
+    def wrap(self, app_iter: Iterable[bytes]) -> None:
+        self._app_iter = app_iter
+        self._iter = iter(app_iter)
+
+    def expect(self, headers: list[tuple[str, str]]) -> None:
+        """The declared length: once that much is sent, the response is complete."""
+        self._expected = next((int(v) for n, v in headers if n.lower() == "content-length" and v.isdigit()), None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        lease = self._lease
+        try:
+            chunk = next(self._iter)
+        except StopIteration:
+            if lease.active:
+                lease.complete_blocking()
+            raise
+        except BaseException:
+            if lease.active:
+                lease.release_blocking()
+            raise
+        if chunk and lease.active:
+            lease.push(chunk)
+            self._sent += len(chunk)
+            # The last chunk by Content-Length: store before the client has it all.
+            if self._expected is not None and self._sent >= self._expected:
+                lease.complete_blocking()
+        return chunk
+
+    def close(self) -> None:
+        try:
+            # Closed before the end (the client went away): the response is incomplete.
+            if self._lease.active:
+                self._lease.release_blocking()
+        finally:
+            close = getattr(self._app_iter, "close", None)
+            if close is not None:
+                close()

@@ -1,30 +1,37 @@
 """Shared fixtures: the stores (memory, and real Redis and PostgreSQL from REDIS_URL and
-DATABASE_URL, which `make test` starts), the frameworks, and an async client for each."""
+DATABASE_URL, which `make test` starts), and the fixture apps of every Python framework
+served in this process by a real server."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "python"))
+sys.path.insert(0, str(ROOT / "tests" / "conformance"))
 
 import asgi_app  # noqa: E402
 import wsgi_app  # noqa: E402
-from fixture_common import Counter  # noqa: E402
+from fixture_common import Counter, options_from_env  # noqa: E402
 from idempo_tests import fastapi_app  # noqa: E402
-from werkzeug.test import Client as WerkzeugClient  # noqa: E402
+from idempo_tests.servers import uvicorn_in_loop, werkzeug_in_thread  # noqa: E402
 
 from idempo import MemoryStore, PostgresStore, RedisStore  # noqa: E402
+
+STORES = ["memory", "redis", "postgres"]
+FRAMEWORKS = ["starlette", "fastapi", "flask"]
+
+# The fixture variables the conformance matrix starts every app with.
+MATRIX_SETTINGS = {"IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "5000"}
 
 
 def env(name: str, what: str) -> str:
@@ -42,86 +49,34 @@ def make_store(kind: str) -> MemoryStore | RedisStore | PostgresStore:
     return PostgresStore(env("DATABASE_URL", "PostgreSQL"))
 
 
-STORES = ["memory", "redis", "postgres"]
-FRAMEWORKS = ["starlette", "fastapi", "flask"]
-
-
 def key(name: str = "k") -> str:
     return f"{name}-{uuid.uuid4().hex}"
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-    @property
-    def replayed(self) -> bool:
-        return self.headers.get("idempotency-replayed") == "true"
-
-    @property
-    def text(self) -> str:
-        return self.body.decode()
-
-    def problem(self, status: int, code: str) -> dict[str, Any]:
-        import json
-
-        assert self.status == status, (self.status, self.text)
-        assert self.headers["content-type"] == "application/problem+json"
-        assert self.headers["cache-control"] == "no-store"
-        doc: dict[str, Any] = json.loads(self.body)
-        assert doc["code"] == code and doc["status"] == status, doc
-        assert set(doc) == {"type", "title", "status", "detail", "code"}
-        assert not self.replayed
-        return doc
+def create_app(framework: str, store: Any, counter: Counter, **options: Any) -> Any:
+    """One framework's fixture app behind the middleware."""
+    maker = {"starlette": asgi_app.create_app, "fastapi": fastapi_app.create_app, "flask": wsgi_app.create_app}
+    return maker[framework](store, counter, **options)
 
 
-class Client:
-    """One framework's fixture app behind the middleware, called in-process."""
-
-    def __init__(self, framework: str, store: Any, **options: Any) -> None:
-        self.framework = framework
-        self.counter = Counter()
-        if framework == "flask":
-            self.app = wsgi_app.create_app(store, self.counter, **options)
-        elif framework == "starlette":
-            self.app = asgi_app.create_app(store, self.counter, **options)
-        else:
-            self.app = fastapi_app.create_app(store, self.counter, **options)
-
-    @property
-    def middleware(self) -> Any:
-        """The IdempotencyMiddleware instance inside the app (for stats())."""
-        return _find_middleware(self.app)
-
-    async def request(
-        self, method: str, path: str, *, key: str | None = None, body: bytes = b"", headers: dict[str, str] | None = None
-    ) -> Reply:
-        h = dict(headers or {})
-        if key is not None:
-            h["Idempotency-Key"] = key
-        if self.framework == "flask":
-            return await asyncio.to_thread(self._wsgi, method, path, body, h)
-        transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            r = await client.request(method, path, content=body, headers=h)
-            return Reply(r.status_code, r.headers, r.content)
-
-    def _wsgi(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
-        r = WerkzeugClient(self.app).open(path, method=method, data=body, headers=headers)
-        return Reply(r.status_code, httpx.Headers(list(r.headers.items())), r.get_data())
-
-    async def post(self, path: str, key: str | None = None, body: bytes = b"", **kw: Any) -> Reply:
-        return await self.request("POST", path, key=key, body=body, **kw)
-
-    @property
-    def count(self) -> int:
-        return self.counter.get()
+@contextlib.asynccontextmanager
+async def serving(framework: str, store_kind: str, settings: Mapping[str, str] = MATRIX_SETTINGS) -> AsyncIterator[tuple[str, Any]]:
+    """The framework's fixture app, configured by fixture variables, served in this
+    process: uvicorn in this event loop (ASGI), werkzeug's server in a thread (WSGI).
+    Yields (base URL, app)."""
+    # Stores connect at construction: off the event loop, which other apps share.
+    store = await asyncio.to_thread(make_store, store_kind)
+    app = create_app(framework, store, Counter(), **options_from_env(settings))
+    if framework == "flask":
+        with werkzeug_in_thread(app) as base:
+            yield base, app
+    else:
+        async with uvicorn_in_loop(app) as base:
+            yield base, app
 
 
-def _find_middleware(app: Any) -> Any:
-    """Walk from the app to the IdempotencyMiddleware inside it."""
+def middleware_of(app: Any) -> Any:
+    """Walk from a fixture app to the IdempotencyMiddleware inside it."""
     from idempo._options import Configured
 
     obj = app
@@ -133,26 +88,3 @@ def _find_middleware(app: Any) -> Any:
             obj.middleware_stack = obj.build_middleware_stack()
         obj = next(getattr(obj, a) for a in ("inner", "flask", "wsgi_app", "middleware_stack", "app") if hasattr(obj, a))
     raise AssertionError("no IdempotencyMiddleware found in the app")
-
-
-@pytest.fixture(params=STORES)
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def client_factory(framework: str, store_kind: str) -> Callable[..., Client]:
-    def make(**options: Any) -> Client:
-        return Client(framework, make_store(store_kind), **options)
-
-    return make
-
-
-@pytest.fixture
-def client(client_factory: Callable[..., Client]) -> Client:
-    return client_factory()

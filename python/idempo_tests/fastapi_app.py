@@ -1,5 +1,5 @@
-"""The fixture endpoints as a FastAPI app, added with ``app.add_middleware`` the way
-FastAPI users do."""
+"""The fixture endpoints (tests/fixtures/README.md) as a FastAPI app, with the middleware
+added by ``app.add_middleware`` the way FastAPI users do."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from asgi_app import outside
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from fixture_common import Counter
+from fixture_common import HEADERS, Counter
 
 from idempo.asgi import IdempotencyMiddleware
 
 
-def create_app(store: Any, counter: Counter, **options: Any) -> FastAPI:
+def create_app(store: Any, counter: Counter, **options: Any) -> Any:
     app = FastAPI()
     app.add_middleware(
         IdempotencyMiddleware,
@@ -32,6 +33,8 @@ def create_app(store: Any, counter: Counter, **options: Any) -> FastAPI:
     @app.post("/status/{code}")
     async def status(code: int) -> Response:
         counter.hit()
+        if code in (204, 304):
+            return Response(status_code=code)
         return PlainTextResponse(f"status:{code}", status_code=code)
 
     @app.post("/slow")
@@ -39,6 +42,12 @@ def create_app(store: Any, counter: Counter, **options: Any) -> FastAPI:
         counter.hit()
         await asyncio.sleep(ms / 1000)
         return PlainTextResponse(f"slept:{ms}")
+
+    @app.post("/execution")
+    async def execution(ms: int = 0) -> Response:
+        n = counter.hit()
+        await asyncio.sleep(ms / 1000)
+        return PlainTextResponse(f"execution:{n}")
 
     @app.post("/large")
     async def large(bytes: int = 0) -> Response:  # noqa: A002 - the fixture contract's name
@@ -51,6 +60,24 @@ def create_app(store: Any, counter: Counter, **options: Any) -> FastAPI:
 
         return StreamingResponse(chunks(), media_type="application/octet-stream")
 
+    @app.post("/stream")
+    async def stream() -> Response:
+        counter.hit()
+
+        async def events() -> AsyncIterator[bytes]:
+            for i in range(5):
+                await asyncio.sleep(0.02)
+                yield f"data: event {i}\n\n".encode()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/headers")
+    async def headers() -> Response:
+        counter.hit()
+        response = Response(b"headers", status_code=201)
+        response.raw_headers = [(b"content-length", b"7"), *((n.lower().encode(), v.encode()) for n, v in HEADERS)]
+        return response
+
     @app.post("/raise")
     async def fail() -> Response:
         counter.hit()
@@ -60,4 +87,4 @@ def create_app(store: Any, counter: Counter, **options: Any) -> FastAPI:
     async def count() -> dict[str, int]:
         return {"count": counter.get()}
 
-    return app
+    return outside(app, counter)

@@ -73,6 +73,24 @@ def waitress_in_thread(app: Any, threads: int = 16) -> Iterator[str]:
 
 
 @contextmanager
+def werkzeug_in_thread(app: Any) -> Iterator[str]:
+    """Serve a WSGI app with werkzeug's own server (threaded) in a thread. It hands the app
+    what the client sent, a Content-Length of -1 included, which production servers refuse
+    themselves."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    # A short poll, so that shutting it down takes milliseconds, not half a second.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@contextmanager
 def fixture_process(argv: list[str], env: dict[str, str], port: int) -> Iterator[str]:
     """Run a fixture app server in a subprocess."""
     full_env = {**os.environ, **env, "PORT": str(port), "PYTHONPATH": str(FIXTURES)}

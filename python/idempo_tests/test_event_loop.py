@@ -106,7 +106,7 @@ async def test_wsgi_calls_release_the_gil(kind: str) -> None:
     spinner = threading.Thread(target=spin)
     redis_command(url, "CLIENT", "PAUSE", str(int(STALL * 1000)), "ALL")
     spinner.start()
-    pending = engine.check_wsgi("POST", b"/pay", b"", {"HTTP_IDEMPOTENCY_KEY": key("gil")})
+    pending = engine.check_wsgi({"REQUEST_METHOD": "POST", "PATH_INFO": "/pay", "HTTP_IDEMPOTENCY_KEY": key("gil")})
     assert pending is not None and not isinstance(pending, tuple)
     lease = pending.begin_blocking(b"{}")
     stop.set()

@@ -27,7 +27,7 @@ pkg = pathlib.Path(idempo.__file__).parent
 assert (pkg / "py.typed").exists() and (pkg / "_native.pyi").exists()
 assert importlib.util.find_spec("idempo_tests") is None and importlib.util.find_spec("idempo_examples") is None
 engine = idempo._native.Engine(idempo.MemoryStore(), required=True)
-status, headers, body = engine.check_wsgi("POST", b"/", b"", {})
+status, headers, body = engine.check_wsgi({"REQUEST_METHOD": "POST", "PATH_INFO": "/"})
 assert status == 400 and b"missing-key" in body
 print("ok", idempo.MemoryStore())
 """

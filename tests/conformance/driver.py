@@ -5,17 +5,7 @@ fixture apps of tests/fixtures/apps.json and prints a matrix, scenario × integr
     python tests/conformance/driver.py --matrix --apps rust,asgi --stores memory
     python tests/conformance/driver.py --url http://127.0.0.1:8080 --scenario replay
 
-A scenario is a JSON file in scenarios/: a list of steps, each one of
-  {"send": REQUEST, "expect": EXPECT}      one request, checked
-  {"background": REQUEST, "as": "name"}    a request left running
-  {"await": "name", "expect": EXPECT}      wait for it, check it
-  {"sleep": ms}
-  {"count": n}                             GET /counter equals n (the scenario starts at /reset)
-  {"concurrent": n, "send": REQUEST}       n at once: exactly one original, the rest replays
-                                           of it or 409 key-in-use; one execution
-REQUEST: {"method", "path", "key", "key_len", "body", "body_bytes", "headers"}; "$key" and "$key2" in
-strings are replaced by keys unique to the run. EXPECT: {"status", "replayed", "body",
-"body_len", "same_body_as", "problem", "headers", "header_absent", "retry_after_min"}.
+The scenario format and its runner are in runner.py.
 """
 
 from __future__ import annotations
@@ -28,152 +18,46 @@ import os
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import faults
+import fleet
 import hostile
 import httpx
-from apps import ROOT, Failure, Passed, serving, shared_counter, start, started, stop
+from apps import ROOT, Failure, Passed, serving, shared_counter
+from runner import NotApplicable, load_scenarios, run_scenario
 
-HERE = Path(__file__).resolve().parent
-SCENARIOS = HERE / "scenarios"
-
-
-def load_scenarios(names: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    found = {p.stem: json.loads(p.read_text()) for p in sorted(SCENARIOS.glob("*.json"))}
-    if names:
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise SystemExit(f"no such scenario: {', '.join(missing)} (have: {', '.join(found)})")
-        return {n: found[n] for n in names}
-    return found
-
-
-def substitute(value: Any, keys: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        for name, key in keys.items():
-            value = value.replace(name, key)
-        return value
-    if isinstance(value, dict):
-        return {k: substitute(v, keys) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, keys) for v in value]
-    return value
-
-
-async def send(client: httpx.AsyncClient, request: dict[str, Any]) -> httpx.Response:
-    headers = dict(request.get("headers", {}))
-    if "key" in request:
-        headers["Idempotency-Key"] = request["key"]
-    if "key_len" in request:
-        # Unique per request, so durable stores shared between runs start clean.
-        headers["Idempotency-Key"] = uuid.uuid4().hex.ljust(int(request["key_len"]), "k")
-    body = request.get("body", "").encode()
-    if "body_bytes" in request:
-        body = b"x" * int(request["body_bytes"])
-    return await client.request(request.get("method", "POST"), request["path"], content=body, headers=headers)
-
-
-def check(step: int, r: httpx.Response, expect: dict[str, Any], seen: list[httpx.Response]) -> None:
-    def fail(why: str) -> None:
-        raise Failure(f"step {step}: {why} (got {r.status_code}: {r.text[:160]!r})")
-
-    if "status" in expect and r.status_code != expect["status"]:
-        fail(f"status {r.status_code}, expected {expect['status']}")
-    if "replayed" in expect and (r.headers.get("idempotency-replayed") == "true") != expect["replayed"]:
-        fail(f"Idempotency-Replayed is {r.headers.get('idempotency-replayed')!r}, expected replayed={expect['replayed']}")
-    if "body" in expect and r.text != expect["body"]:
-        fail(f"body {r.text[:60]!r}, expected {expect['body'][:60]!r}")
-    if "body_len" in expect and len(r.content) != expect["body_len"]:
-        fail(f"body length {len(r.content)}, expected {expect['body_len']}")
-    if "same_body_as" in expect and r.content != seen[expect["same_body_as"]].content:
-        fail(f"body differs from step {expect['same_body_as']}'s")
-    if "problem" in expect:
-        if r.headers.get("content-type") != "application/problem+json":
-            fail("not application/problem+json")
-        if r.headers.get("cache-control") != "no-store":
-            fail("problem without Cache-Control: no-store")
-        doc = r.json()
-        if doc.get("code") != expect["problem"] or doc.get("status") != r.status_code:
-            fail(f"problem code {doc.get('code')!r}, expected {expect['problem']!r}")
-        if set(doc) != {"type", "title", "status", "detail", "code"}:
-            fail(f"problem members {sorted(doc)}")
-    for name, value in expect.get("headers", {}).items():
-        got = r.headers.get(name)
-        if got is None or not got.startswith(value):
-            fail(f"header {name} is {got!r}, expected {value!r}")
-    for name in expect.get("header_absent", []):
-        if name in r.headers:
-            fail(f"header {name} should be absent")
-    if "retry_after_min" in expect and int(r.headers.get("retry-after", "0")) < expect["retry_after_min"]:
-        fail(f"Retry-After {r.headers.get('retry-after')!r}")
-
-
-async def run_scenario(base: str, scenario: dict[str, Any]) -> None:
-    keys = {"$key2": f"k2-{uuid.uuid4().hex}", "$key": f"k-{uuid.uuid4().hex}"}
-    limits = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
-        if (await client.post("/reset")).status_code != 204:
-            raise Failure("POST /reset did not answer 204")
-        seen: list[httpx.Response] = []
-        running: dict[str, asyncio.Task[httpx.Response]] = {}
-        for i, raw in enumerate(scenario["steps"]):
-            step = substitute(raw, keys)
-            if "send" in step and "concurrent" not in step:
-                r = await send(client, step["send"])
-                check(i, r, step.get("expect", {}), seen)
-                seen.append(r)
-                continue
-            seen.append(seen[-1] if seen else None)  # type: ignore[arg-type]
-            if "background" in step:
-                running[step["as"]] = asyncio.create_task(send(client, step["background"]))
-            elif "await" in step:
-                r = await running.pop(step["await"])
-                check(i, r, step.get("expect", {}), seen)
-                seen[-1] = r
-            elif "sleep" in step:
-                await asyncio.sleep(step["sleep"] / 1000)
-            elif "count" in step:
-                count = (await client.get("/counter")).json()["count"]
-                if count != step["count"]:
-                    raise Failure(f"step {i}: the handler ran {count} times, expected {step['count']}")
-            elif "concurrent" in step:
-                await run_concurrent(base, i, step["concurrent"], step["send"])
-            else:
-                raise Failure(f"step {i}: unknown step {sorted(step)}")
-
-
-async def run_concurrent(base: str, i: int, n: int, request: dict[str, Any]) -> None:
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
-        responses = await asyncio.gather(*(send(client, request) for _ in range(n)))
-    originals = [r for r in responses if r.status_code < 300 and r.headers.get("idempotency-replayed") != "true"]
-    replays = [r for r in responses if r.headers.get("idempotency-replayed") == "true"]
-    conflicts = [r for r in responses if r.status_code == 409 and r.json().get("code") == "key-in-use"]
-    if len(originals) != 1:
-        raise Failure(f"step {i}: {len(originals)} of {n} concurrent requests executed (statuses {sorted({r.status_code for r in responses})})")
-    if len(originals) + len(replays) + len(conflicts) != n:
-        raise Failure(f"step {i}: unexpected answers {sorted({r.status_code for r in responses})}")
-    if any(r.content != originals[0].content for r in replays):
-        raise Failure(f"step {i}: a replay differs from the original")
+NOT_APPLICABLE = "n/a: "
 
 
 async def run_cell(app: str, command: list[str], store: str, scenarios: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+    """Every scenario against one app on one store: one app process per distinct
+    `settings` (most scenarios share the plain one), the scenarios one after another."""
     results: dict[str, str | None] = {}
-    try:
-        async with serving(command, store) as (_, base):
-            for name, scenario in scenarios.items():
-                try:
-                    await run_scenario(base, scenario)
-                    results[name] = None
-                except Failure as e:
-                    results[name] = str(e)
-                except Exception as e:  # noqa: BLE001 - any error is a failed cell, with its reason
-                    results[name] = f"{type(e).__name__}: {e}"
-    except Failure as e:  # the app did not start
-        return {name: str(e) for name in scenarios}
+    groups: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, scenario in scenarios.items():
+        groups.setdefault(json.dumps(scenario.get("settings", {}), sort_keys=True), {})[name] = scenario
+    for settings, group in groups.items():
+        try:
+            async with serving(command, store, json.loads(settings)) as (_, base):
+                for name, scenario in group.items():
+                    results[name] = await outcome(base, scenario)
+        except Failure as e:  # the app did not start
+            results.update({name: str(e) for name in group})
     return results
+
+
+async def outcome(base: str, scenario: dict[str, Any]) -> str | None:
+    """None when the scenario passed, else why not (`n/a: …` when the server refused)."""
+    try:
+        await run_scenario(base, scenario)
+        return None
+    except NotApplicable as e:
+        return NOT_APPLICABLE + str(e)
+    except Failure as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - any error is a failed cell, with its reason
+        return f"{type(e).__name__}: {e}"
 
 
 async def run_multi(app: str, command: list[str], store: str) -> str | None:
@@ -205,64 +89,31 @@ async def run_multi(app: str, command: list[str], store: str) -> str | None:
     return None
 
 
-async def run_fleet(apps: dict[str, Any], names: list[str], store: str) -> dict[str, str | None]:
-    """Mixed fleet: every app on one shared store; a request executed through each app is
-    replayed through every other, byte for byte (status, replayable headers, body)."""
-    procs = {name: start(apps[name]["command"], store) for name in names}
-    results: dict[str, str | None] = {}
-    try:
-        for name, (proc, port) in procs.items():
-            why = await started(proc, port)
-            if why:
-                return {f"{a}->*": f"{name}: {why}" for a in names}
-        limits = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-            for source in names:
-                key = f"fleet-{uuid.uuid4().hex}"
-                body = f"made by {source} \u00e9".encode()
-                headers = {"Idempotency-Key": key, "Content-Type": "text/plain; charset=utf-8"}
-                url = lambda app: f"http://127.0.0.1:{procs[app][1]}/echo?via=fleet"  # noqa: E731
-                original = await client.post(url(source), content=body, headers=headers)
-                for target in names:
-                    if target == source:
-                        continue
-                    cell = f"{source}->{target}"
-                    r = await client.post(url(target), content=body, headers=headers)
-                    if original.status_code != 201:
-                        results[cell] = f"the original through {source} answered {original.status_code}"
-                    elif r.headers.get("idempotency-replayed") != "true":
-                        results[cell] = f"not replayed: {r.status_code} {r.text[:80]!r}"
-                    elif (r.status_code, r.content, r.headers.get("content-type")) != (
-                        original.status_code, original.content, original.headers.get("content-type")):
-                        results[cell] = f"replay differs: {r.status_code} {r.headers.get('content-type')!r} {r.content[:60]!r}"
-                    else:
-                        results[cell] = None
-    finally:
-        for proc, _ in procs.values():
-            stop(proc)
-    return results
-
-
 def print_matrix(results: dict[tuple[str, str], dict[str, str | None]], scenarios: list[str]) -> int:
     cells = sorted(results)
     width = max(len(s) for s in scenarios)
     header = " " * width + "  " + "  ".join(f"{a}/{s}" for a, s in cells)
     print(header)
     failures = []
+    notes = []
     for name in scenarios:
         row = []
         for cell in cells:
             reason = results[cell].get(name)
-            mark = "pass" if reason is None else "FAIL"
+            mark = "pass" if reason is None else "n/a" if reason.startswith(NOT_APPLICABLE) else "FAIL"
             row.append(mark.center(len(f"{cell[0]}/{cell[1]}")))
-            if reason is not None:
+            if mark == "n/a":
+                notes.append(f"{name} on {cell[0]}/{cell[1]}: {reason[len(NOT_APPLICABLE):]}")
+            elif reason is not None:
                 failures.append(f"{name} on {cell[0]}/{cell[1]}: {reason}")
         print(name.ljust(width) + "  " + "  ".join(row))
     print()
+    for n in notes:
+        print("n/a ", n)
     for f in failures:
         print("FAIL", f)
     total = len(scenarios) * len(cells)
-    print(f"conformance: {total - len(failures)} passed, {len(failures)} failed")
+    print(f"conformance: {total - len(failures) - len(notes)} passed, {len(failures)} failed, {len(notes)} not applicable")
     return 1 if failures else 0
 
 
@@ -292,12 +143,9 @@ async def main() -> int:
     if args.url:
         failed = 0
         for name, scenario in scenarios.items():
-            try:
-                await run_scenario(args.url, scenario)
-                print(f"pass {name}")
-            except Exception as e:  # noqa: BLE001
-                failed += 1
-                print(f"FAIL {name}: {e}")
+            reason = await outcome(args.url, scenario)
+            failed += reason is not None and not reason.startswith(NOT_APPLICABLE)
+            print("pass" if reason is None else "n/a " if reason.startswith(NOT_APPLICABLE) else "FAIL", name, reason or "")
         print(f"conformance: {len(scenarios) - failed} passed, {failed} failed")
         return 1 if failed else 0
     if not args.matrix:
@@ -352,8 +200,8 @@ async def main() -> int:
         total = 0
         print()
         for store in durable:
-            fleet = await run_fleet(apps, chosen, store)
-            for cell, reason in sorted(fleet.items()):
+            cells_of_store = await fleet.run_fleet(apps, chosen, store)
+            for cell, reason in sorted(cells_of_store.items()):
                 total += 1
                 print(f"mixed fleet on {store}: {cell:<20} {'pass' if reason is None else 'FAIL ' + reason}")
                 fleet_failures += reason is not None

@@ -5,19 +5,10 @@
 use idempo::ConfigError;
 
 /// The `code` of a thrown error.
-#[derive(Debug, Clone, Copy)]
-pub struct Code(&'static str);
+pub const CONFIG: &str = "IDEMPO_CONFIG";
+pub const STATE: &str = "IDEMPO_STATE";
 
-impl AsRef<str> for Code {
-    fn as_ref(&self) -> &str {
-        self.0
-    }
-}
-
-pub const CONFIG: Code = Code("IDEMPO_CONFIG");
-pub const STATE: Code = Code("IDEMPO_STATE");
-
-pub type Error = napi::Error<Code>;
+pub type Error = napi::Error<&'static str>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub fn config_error(e: ConfigError) -> Error {

@@ -1,9 +1,12 @@
 //! The idempo core for Node (napi-rs). The npm package's Express middleware and Fastify
 //! plugin (`node/`) are written over these classes.
 
+mod convert;
+// Only JavaScript calls into these: a unit-test build sees no caller.
+#[cfg_attr(test, allow(dead_code))]
 mod engine;
 mod error;
-// Only JavaScript calls into it: a unit-test build sees no caller.
 #[cfg_attr(test, allow(dead_code))]
 mod logging;
+#[cfg_attr(test, allow(dead_code))]
 mod store;

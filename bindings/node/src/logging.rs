@@ -10,11 +10,10 @@
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use idempo::log_bridge::Bridge;
+use idempo::log_bridge;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use tracing_subscriber::prelude::*;
 
 /// The lowest level wanted, in the numbers log.js uses (error 40, warn 30, info 20,
 /// debug 10); above 40, nothing.
@@ -26,24 +25,22 @@ type Sink = ThreadsafeFunction<Args, (), Args, Status, false, true>;
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
 /// Send idempo's events at `level` and above to `sink(level, message)`; no sink, none.
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_log_sink(level: u32, sink: Option<Function<Args, ()>>) -> Result<()> {
     let sink =
         sink.map(|f| f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()).transpose()?;
     let wanted = if sink.is_some() { u8::try_from(level.max(1)).unwrap_or(u8::MAX) } else { u8::MAX };
     *SINK.write().unwrap_or_else(|p| p.into_inner()) = sink;
     MIN_LEVEL.store(wanted, Ordering::Relaxed);
-    // The first logger installs the bridge. A process that already has a global tracing
-    // subscriber (a Rust host embedding Node) keeps its own.
+    // The first logger installs the bridge.
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        let bridge = Bridge::new(&MIN_LEVEL, |level, text| {
+        log_bridge::install(&MIN_LEVEL, |level, text| {
             let sink = SINK.read().unwrap_or_else(|p| p.into_inner());
             if let Some(sink) = sink.as_ref() {
                 sink.call((u32::from(level), text).into(), ThreadsafeFunctionCallMode::NonBlocking);
             }
-        });
-        let _ = tracing_subscriber::registry().with(bridge).try_init();
+        })
     });
     Ok(())
 }

@@ -1,90 +1,78 @@
 //! The native store handle. The package's `MemoryStore`, `RedisStore` and `PostgresStore`
-//! classes (index.js) each hold one, made by these factories.
+//! classes (lib/stores.js) each hold one, made by these factories (`idempo::host::store`).
 
 use std::sync::Arc;
 
-use idempo::store::{PostgresStore, RedisStore};
-use idempo::{MemoryStore, Store};
+use idempo::host::Dialect;
+use idempo::host::store::{ProcessStore, StoreSpec};
+use napi::bindgen_prelude::Object;
 use napi_derive::napi;
 
-/// Async napi functions reject with a plain error; the package's `RedisStore.connect` and
-/// friends turn every rejection into a `StoreUnavailableError`.
-type Result<T> = napi::Result<T>;
+use crate::convert::options;
+use crate::error::{Result, config_error};
 
+/// Async factories reject with a plain error; the package's `RedisStore.connect` and
+/// friends turn every rejection into a `StoreUnavailableError`.
 fn store_error(e: idempo::StoreError) -> napi::Error {
     napi::Error::from_reason(e.to_string())
 }
 
-/// A connected store.
+/// A store, connected (but for memory) when made.
 #[napi]
 pub struct NativeStore {
-    pub(crate) inner: Arc<dyn Store>,
-    pub(crate) postgres: Option<PostgresStore>,
-    description: String,
+    pub(crate) inner: Arc<ProcessStore>,
+}
+
+async fn connected(spec: StoreSpec) -> napi::Result<NativeStore> {
+    let inner = ProcessStore::new(spec);
+    inner.connected().await.map_err(store_error)?;
+    Ok(NativeStore { inner })
 }
 
 #[napi]
 impl NativeStore {
-    /// An in-process store holding at most `max_entries` entries.
-    #[napi]
-    pub fn memory(max_entries: Option<u32>) -> NativeStore {
-        let max = max_entries.map_or(idempo::store::DEFAULT_MAX_ENTRIES, |n| n as usize);
-        NativeStore {
-            inner: Arc::new(MemoryStore::with_max_entries(max)),
-            postgres: None,
-            description: format!("MemoryStore(maxEntries={max})"),
-        }
+    /// An in-process store (`maxEntries`).
+    #[napi(catch_unwind)]
+    pub fn memory(options: Option<Object>) -> Result<NativeStore> {
+        let spec = StoreSpec::of("memory", Vec::new(), Dialect::JavaScript, self::options(options)?);
+        Ok(NativeStore { inner: ProcessStore::new(spec.map_err(config_error)?) })
     }
 
-    /// Connect to Redis; rejects if the server cannot be reached.
-    #[napi]
-    pub async fn redis(url: String, prefix: Option<String>) -> Result<NativeStore> {
-        let store = RedisStore::connect(&url).await.map_err(store_error)?;
-        let store = match prefix {
-            Some(p) => store.with_prefix(p),
-            None => store,
-        };
-        Ok(NativeStore { inner: Arc::new(store), postgres: None, description: "RedisStore".into() })
+    /// Check a store's URL and options (`memory`, `redis://…`, `postgres://…`): the spec
+    /// to connect with `connect`. Throws a configuration error.
+    #[napi(catch_unwind)]
+    pub fn spec(kind: String, urls: Vec<String>, options: Option<Object>) -> Result<StoreSpecHandle> {
+        let spec = StoreSpec::of(&kind, urls, Dialect::JavaScript, self::options(options)?);
+        Ok(StoreSpecHandle { spec: spec.map_err(config_error)? })
     }
 
-    /// Connect to a Redis Cluster through any of `urls`.
+    /// Connect to the store `spec` describes; rejects if it cannot be reached.
     #[napi]
-    pub async fn redis_cluster(urls: Vec<String>, prefix: Option<String>) -> Result<NativeStore> {
-        let store = RedisStore::connect_cluster(urls.iter().map(String::as_str)).await.map_err(store_error)?;
-        let store = match prefix {
-            Some(p) => store.with_prefix(p),
-            None => store,
-        };
-        Ok(NativeStore { inner: Arc::new(store), postgres: None, description: "RedisStore(cluster)".into() })
+    pub async fn connect(spec: &StoreSpecHandle) -> napi::Result<NativeStore> {
+        connected(spec.spec.clone()).await
     }
 
-    /// Connect to PostgreSQL and (unless `migrate` is false) create the table.
-    #[napi]
-    pub async fn postgres(url: String, table: Option<String>, migrate: Option<bool>) -> Result<NativeStore> {
-        let pool = PostgresStore::connect(&url).await.map_err(store_error)?.pool().clone();
-        let table = table.unwrap_or_else(|| idempo::store::DEFAULT_TABLE.to_owned());
-        let store = PostgresStore::with_table(pool, &table).map_err(store_error)?;
-        if migrate.unwrap_or(true) {
-            store.migrate().await.map_err(store_error)?;
-        }
-        Ok(NativeStore {
-            inner: Arc::new(store.clone()),
-            postgres: Some(store),
-            description: format!("PostgresStore(table={table:?})"),
-        })
+    /// Which store this is: `memory`, `redis` or `postgres`.
+    #[napi(getter, catch_unwind)]
+    pub fn kind(&self) -> &'static str {
+        self.inner.spec().kind()
     }
 
     /// Delete expired rows (PostgreSQL), `batch` at a time; resolves to how many.
     #[napi]
-    pub async fn sweep(&self, batch: Option<u32>) -> Result<u32> {
-        match &self.postgres {
-            Some(pg) => pg.sweep(batch.unwrap_or(1000)).await.map(|n| n as u32).map_err(store_error),
-            None => Err(napi::Error::from_reason("sweep() needs a PostgresStore")),
-        }
+    pub async fn sweep(&self, batch: Option<u32>) -> napi::Result<f64> {
+        self.inner.sweep(batch).await.map(|n| n as f64).map_err(store_error)
     }
 
-    #[napi]
+    /// The store, for a repr: kind, where (no password) and options.
+    #[napi(catch_unwind)]
     pub fn describe(&self) -> String {
-        self.description.clone()
+        self.inner.spec().describe()
     }
+}
+
+/// A checked store description, not yet connected.
+#[napi]
+pub struct StoreSpecHandle {
+    spec: StoreSpec,
 }

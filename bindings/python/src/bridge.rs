@@ -7,56 +7,21 @@
 //!
 //! Why not `loop.call_soon_threadsafe` from the runtime thread: that needs the GIL on the
 //! runtime thread, and a busy event loop holds the GIL until CPython's switch interval
-//! (5 ms) forces a hand-over. The queue needs no GIL on the runtime side: a lock, a push,
-//! and one byte into the pipe when the queue was empty (so one wake-up serves every
-//! completion that arrives before the loop gets to it).
+//! (5 ms) forces a hand-over. The core's `Inbox` needs no GIL on the runtime side.
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io::{PipeReader, PipeWriter, Read, Write};
-use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::sync::Arc;
 
+use idempo::host::inbox::Inbox;
+use idempo::host::{Now, now_or_later};
 use pyo3::prelude::*;
 
-use crate::runtime::{poll_once, runtime};
+use crate::error::runtime;
 
 /// Work for the event loop's thread: settle one asyncio future (needs the GIL).
 type Job = Box<dyn FnOnce(Python<'_>) + Send>;
-
-/// One event loop's completion queue.
-struct Queue {
-    /// The jobs, and whether a wake-up byte is already in the pipe.
-    jobs: Mutex<(Vec<Job>, bool)>,
-    reader: PipeReader,
-    writer: PipeWriter,
-}
-
-impl Queue {
-    fn push(&self, job: Job) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.0.push(job);
-        if !jobs.1 {
-            jobs.1 = true;
-            // One byte at most is ever in the pipe, so the write cannot block.
-            let _ = (&self.writer).write(&[1]);
-        }
-    }
-
-    fn drain(&self, py: Python<'_>) {
-        let mut buf = [0u8; 64];
-        while matches!((&self.reader).read(&mut buf), Ok(n) if n > 0) {}
-        let jobs = {
-            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            jobs.1 = false;
-            std::mem::take(&mut jobs.0)
-        };
-        for job in jobs {
-            job(py);
-        }
-    }
-}
+type Queue = Inbox<Job>;
 
 /// The reader callback registered with the event loop (`loop.add_reader`).
 #[pyclass(frozen)]
@@ -67,7 +32,9 @@ struct Drain {
 #[pymethods]
 impl Drain {
     fn __call__(&self, py: Python<'_>) {
-        self.queue.drain(py);
+        for job in self.queue.take() {
+            job(py);
+        }
     }
 }
 
@@ -93,11 +60,9 @@ fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue
     if let Some(queue) = cached {
         return Ok(queue);
     }
-    let (reader, writer) = std::io::pipe()?;
-    let fd = reader.as_raw_fd();
-    py.import("os")?.call_method1("set_blocking", (fd, false))?;
-    let queue = Arc::new(Queue { jobs: Mutex::new((Vec::new(), false)), reader, writer });
-    event_loop.call_method1("add_reader", (fd, Drain { queue: queue.clone() }))?;
+    let queue = Arc::new(Queue::new()?);
+    py.import("os")?.call_method1("set_blocking", (queue.fd(), false))?;
+    event_loop.call_method1("add_reader", (queue.fd(), Drain { queue: queue.clone() }))?;
     CURRENT
         .with_borrow_mut(|c| *c = Some(Current { pid, event_loop: event_loop.clone().unbind(), queue: queue.clone() }));
     Ok(queue)
@@ -118,10 +83,10 @@ where
 {
     let rt = runtime()?;
     let _entered = rt.enter();
-    let mut fut = Box::pin(fut);
-    if let Poll::Ready(value) = poll_once(fut.as_mut()) {
-        return convert(py, value);
-    }
+    let fut = match now_or_later(fut) {
+        Now::Ready(value) => return convert(py, value),
+        Now::Later(fut) => fut,
+    };
     let queue = queue_of(py, event_loop)?;
     let py_future = event_loop.call_method0("create_future")?;
     let target = py_future.clone().unbind();
@@ -154,11 +119,12 @@ where
     T: Send,
 {
     let rt = runtime()?;
-    let _entered = rt.enter();
-    let mut fut = Box::pin(fut);
-    if let Poll::Ready(value) = poll_once(fut.as_mut()) {
-        return Ok(value);
+    let entered = rt.enter();
+    match now_or_later(fut) {
+        Now::Ready(value) => Ok(value),
+        Now::Later(fut) => {
+            drop(entered);
+            Ok(py.detach(|| rt.block_on(fut)))
+        }
     }
-    drop(_entered);
-    Ok(py.detach(|| rt.block_on(fut)))
 }

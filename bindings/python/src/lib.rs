@@ -2,24 +2,34 @@
 //! middleware are written over these classes; see `python/idempo`.
 
 mod bridge;
+mod convert;
 mod engine;
 mod error;
 mod logging;
-mod runtime;
 mod store;
 
+use idempo::host::{self, Dialect};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// The core's default of every engine option, as `Engine.options()` reports them.
+#[pyfunction]
+fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    convert::values(py, host::options::defaults(Dialect::Python))
+}
 
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add_class::<store::MemoryStore>()?;
-    m.add_class::<store::RedisStore>()?;
-    m.add_class::<store::PostgresStore>()?;
+    m.add_class::<store::Store>()?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<engine::Pending>()?;
     m.add_class::<engine::Lease>()?;
+    m.add_function(wrap_pyfunction!(store::url_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(defaults, m)?)?;
+    m.add("COUNTERS", idempo::StatsSnapshot::NAMES.to_vec())?;
+    m.add("DRAIN_LIMIT", host::DRAIN_LIMIT)?;
     m.add("IdempoError", py.get_type::<error::IdempoError>())?;
     m.add("ConfigurationError", py.get_type::<error::ConfigurationError>())?;
     m.add("StoreUnavailableError", py.get_type::<error::StoreUnavailableError>())?;

@@ -1,4 +1,4 @@
-//! The store contract (DESIGN.md §4) and the in-memory store.
+//! The store contract (docs/RULES.md, "Stores") and the in-memory store.
 //!
 //! A store keeps one entry per [`RecordId`]: either an in-flight claim (a fencing token
 //! and the claimant's fingerprint, expiring after the lease) or a completed [`Record`]
@@ -18,9 +18,9 @@ use async_trait::async_trait;
 
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
 #[cfg(feature = "postgres")]
-pub use postgres::{DEFAULT_TABLE, PostgresStore};
+pub use postgres::{DEFAULT_SWEEP_BATCH, DEFAULT_TABLE, PostgresStore};
 #[cfg(feature = "redis")]
-pub use redis::RedisStore;
+pub use redis::{DEFAULT_PREFIX, RedisStore};
 
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};

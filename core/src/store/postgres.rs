@@ -18,6 +18,8 @@ use crate::record::{DecodeError, Record};
 
 /// The default table name.
 pub const DEFAULT_TABLE: &str = "idempo_records";
+/// How many expired rows [`PostgresStore::sweep`] deletes per statement when not told.
+pub const DEFAULT_SWEEP_BATCH: u32 = 1000;
 
 /// How often a claim re-reads after losing a race for a row it could not yet see.
 const CLAIM_ATTEMPTS: usize = 5;

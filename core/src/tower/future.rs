@@ -1,3 +1,6 @@
+//! The response future: the inner future itself for a request that is not covered (no
+//! allocation), a ready answer, or the boxed work of a keyed request.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -7,7 +10,7 @@ use http::Response;
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use super::body::ResponseBody;
+use super::response_body::ResponseBody;
 
 pub(crate) type BoxResponseFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 

@@ -9,25 +9,31 @@
 //! }
 //!
 //! let idem = Idempotency::builder(MemoryStore::new()).required(true).build();
-//! let app: Router = Router::new().route("/charge", post(charge)).layer(idem.layer());
+//! let layer = idem.layer().scope(|req| {
+//!     // The caller, as the authentication in front of this layer established it.
+//!     req.headers.get("x-account").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+//! });
+//! let app: Router = Router::new().route("/charge", post(charge)).layer(layer);
 //! ```
 //!
 //! For a covered request with a key the layer buffers the request body (up to
 //! `max_request_body`), claims the key, runs the inner service with the body unchanged,
-//! and streams the response to the client chunk by chunk while keeping a copy, which is
-//! stored before the end of the body is sent. A duplicate gets the stored response with
-//! `Idempotency-Replayed: true`; everything else passes through untouched, without an
-//! allocation.
+//! and streams the response to the client chunk by chunk while the host layer's
+//! [`Recorder`](crate::host::Recorder) keeps a copy, which is stored before the end of the
+//! body is sent. A duplicate gets the stored response with `Idempotency-Replayed: true`;
+//! everything else passes through untouched, without an allocation.
 //!
 //! If the client goes away before the whole body was sent, or the body fails mid-stream,
 //! the key is released: the response is not complete, so a retry runs the handler again.
 
-mod body;
 mod future;
 mod layer;
+mod request_body;
+mod response_body;
 mod service;
 
-pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
-pub use layer::IdempotencyLayer;
+pub use layer::{IdempotencyLayer, ScopeFn};
+pub use request_body::RequestBody;
+pub use response_body::ResponseBody;
 pub use service::IdempotencyService;

@@ -1,26 +1,38 @@
+use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 
-use super::body::{Collected, DRAIN_LIMIT, End, ReadError, Recorder, RequestBody, ResponseBody, drain, read_body};
 use super::future::ResponseFuture;
+use super::layer::ScopeFn;
+use super::request_body::{ReadError, RequestBody, drain, read_body};
+use super::response_body::{Collected, End, ResponseBody, collect_ready};
 use crate::engine::{Check, Decision, Idempotency};
+use crate::host::{DRAIN_LIMIT, Recorder};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Idempotency over an inner HTTP service; made by [`IdempotencyLayer`](super::IdempotencyLayer).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct IdempotencyService<S> {
     inner: S,
     idem: Idempotency,
+    scope: Option<ScopeFn>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for IdempotencyService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdempotencyService").field("inner", &self.inner).field("idem", &self.idem).finish()
+    }
 }
 
 impl<S> IdempotencyService<S> {
-    pub fn new(inner: S, idem: Idempotency) -> Self {
-        IdempotencyService { inner, idem }
+    pub(crate) fn new(inner: S, idem: Idempotency, scope: Option<ScopeFn>) -> Self {
+        IdempotencyService { inner, idem, scope }
     }
 
     pub fn get_ref(&self) -> &S {
@@ -70,7 +82,7 @@ where
             Check::Respond(res) => return ResponseFuture::ready(res),
             Check::Proceed(pending) => pending,
         };
-        if let Some(scope) = &self.idem.config().scope {
+        if let Some(scope) = &self.scope {
             pending.set_scope(scope(&parts));
         }
         // The service that was polled ready goes into the future; a fresh clone stays.
@@ -93,37 +105,40 @@ where
                 }
                 Decision::Execute(lease) => lease,
             };
+            let mut rec = Recorder::new(lease);
             // An error or a panic in the handler releases the key before it propagates, so
             // the client's retry (after its 500) runs again rather than meeting a 409.
             let call = inner.call(Request::from_parts(parts, RequestBody::buffered(bytes)));
-            let res = match catch_unwind(call).await {
+            let res = match AssertUnwindSafe(call).catch_unwind().await {
                 Ok(Ok(res)) => res,
                 Ok(Err(e)) => {
-                    lease.release().await;
+                    if let Some(release) = rec.fail() {
+                        release.await;
+                    }
                     return Err(e);
                 }
                 Err(panic) => {
-                    lease.release().await;
+                    if let Some(release) = rec.fail() {
+                        release.await;
+                    }
                     std::panic::resume_unwind(panic);
                 }
             };
-            if res.status() == StatusCode::SWITCHING_PROTOCOLS {
-                // An upgraded connection is not a replayable response (B13).
-                lease.release().await;
-                return Ok(res.map(ResponseBody::passthrough));
-            }
             let (parts, body) = res.into_parts();
             let bodiless = matches!(parts.status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
-            if bodiless || body.is_end_stream() {
-                // No body to send (204, 304, an empty 201): servers never poll such a body,
-                // so the response is stored now, before it is handed back.
-                lease.complete(parts.status, &parts.headers, Some(Bytes::new())).await;
+            if parts.status == StatusCode::SWITCHING_PROTOCOLS || bodiless || body.is_end_stream() {
+                // No body to send (204, 304, an empty 201), or an upgraded connection, which
+                // the recorder releases (B13): servers never poll such a body, so the
+                // response is stored (or the key released) now, before it is handed back.
+                rec.start(parts.status, &parts.headers, Some(0));
+                if let Some(write) = rec.finish() {
+                    write.await;
+                }
                 return Ok(Response::from_parts(parts, ResponseBody::passthrough(body)));
             }
-            let length = body.size_hint().exact();
-            let mut rec = Recorder::new(lease, parts.status, parts.headers.clone(), length);
+            rec.start(parts.status, &parts.headers, body.size_hint().exact());
             let mut body = Box::pin(body);
-            let Collected { frames, end } = rec.collect_ready(body.as_mut()).await;
+            let Collected { frames, end } = collect_ready(&mut rec, body.as_mut()).await;
             // The outcome (which may hold the body's error, not `Send`) is moved into a
             // temporary that is gone before the store write is awaited.
             let frames = match std::convert::identity(end) {
@@ -135,34 +150,10 @@ where
                     ));
                 }
             };
-            rec.complete().await;
+            if let Some(write) = rec.finish() {
+                write.await;
+            }
             Ok(Response::from_parts(parts, ResponseBody::collected(frames)))
         }))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A future whose panic is returned as a value rather than unwinding through the caller.
-    struct CatchUnwind<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-fn catch_unwind<F>(inner: F) -> CatchUnwind<F> {
-    CatchUnwind { inner }
-}
-
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        // The inner future is not polled again after a panic: it is dropped with us.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
     }
 }

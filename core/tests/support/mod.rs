@@ -30,7 +30,7 @@ pub struct AppState {
     pub gate: Arc<Semaphore>,
 }
 
-/// The app under test: the DESIGN.md §6 endpoints plus a few the core tests need.
+/// The app under test: the fixture endpoints (tests/fixtures/README.md) plus a few the core tests need.
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
@@ -120,6 +120,12 @@ impl Default for AppState {
 
 impl TestApp {
     pub fn new(idem: Idempotency) -> TestApp {
+        let layer = idem.layer();
+        TestApp::with_layer(idem, layer)
+    }
+
+    /// The app behind `layer` (a layer of `idem` with its own settings, such as a scope).
+    pub fn with_layer(idem: Idempotency, layer: idempo::tower::IdempotencyLayer) -> TestApp {
         let state = AppState::default();
         let router = Router::new()
             .route("/echo", routing::post(echo).put(echo).delete(echo).get(echo))
@@ -131,7 +137,7 @@ impl TestApp {
             .route("/upgrade", routing::post(upgrade))
             .route("/counter", get(counter))
             .with_state(state.clone())
-            .layer(idem.layer());
+            .layer(layer);
         TestApp { router, state, idem }
     }
 

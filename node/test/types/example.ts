@@ -1,8 +1,8 @@
 // Compiled with `tsc --noEmit --strict` by test/types.test.js: every entry point, typed.
 import express from 'express'
 import Fastify from 'fastify'
-import { MemoryStore, RedisStore, PostgresStore, StoreUnavailableError, ConfigurationError, setLogger, type Store } from 'idempo'
-import { idempotency } from 'idempo/express'
+import { MemoryStore, RedisStore, PostgresStore, StoreUnavailableError, ConfigurationError, setLogger, storeFromUrl, defaults, COUNTERS, type Store } from 'idempo'
+import { idempotency, verify } from 'idempo/express'
 import idempotencyPlugin from 'idempo/fastify'
 
 async function main (): Promise<void> {
@@ -17,7 +17,12 @@ async function main (): Promise<void> {
   const pg: PostgresStore = await PostgresStore.connect('postgres://127.0.0.1/app', { table: 'keys' })
   const removed: number = await pg.sweep(500)
 
+  const fromUrl: Store = await storeFromUrl('memory', { maxEntries: 100 })
+  const leaseTtl: number = defaults().leaseTtl
+  const first: string = COUNTERS[0]
+
   const app = express()
+  app.use(express.json({ verify }))
   const mw = idempotency({
     store,
     required: true,
@@ -29,13 +34,14 @@ async function main (): Promise<void> {
   app.use(mw)
   app.post('/charges', (req, res) => { res.status(201).json({ id: 'ch_1' }) })
   const executed: number = mw.stats().executed
+  const ttl: number = mw.options().ttl
 
   const fastify = Fastify()
   await fastify.register(idempotencyPlugin, { store, scope: (request) => request.ip, replayHeaders: ['content-type'] })
   fastify.post('/orders', async () => ({ ok: true }))
   const replayed: number = fastify.idempotency.stats().replayed
   const e: ConfigurationError | undefined = undefined
-  console.log(removed, executed, replayed, e)
+  console.log(removed, executed, replayed, e, fromUrl, leaseTtl, first, ttl)
 }
 
 void main()

@@ -1,0 +1,102 @@
+//! JavaScript values to the core's and back: option values, header lists, replies.
+
+use bytes::Bytes;
+use idempo::host::Value;
+use idempo::host::text::string_of;
+use napi::bindgen_prelude::{Array, Buffer, JsValue, Null, Object, ToNapiValue, Unknown};
+use napi::{Env, ValueType};
+use napi_derive::napi;
+
+use crate::error::{Result, config, napi};
+
+/// A response made by the engine (a replay or a problem).
+#[napi(object)]
+pub struct Reply {
+    pub status: u32,
+    /// `[name, value, name, value, …]`; a repeated header appears once per value.
+    pub headers: Vec<String>,
+    pub body: Buffer,
+}
+
+pub fn reply(res: http::Response<Bytes>) -> Reply {
+    let mut headers = Vec::with_capacity(res.headers().len() * 2);
+    for (n, v) in res.headers() {
+        headers.push(n.as_str().to_owned());
+        headers.push(string_of(v.as_bytes()).into_owned());
+    }
+    Reply { status: u32::from(res.status().as_u16()), headers, body: Buffer::from(res.body().to_vec()) }
+}
+
+/// An option value; `name` only names it in an error.
+pub fn value(name: &str, v: Unknown<'_>) -> Result<Value> {
+    // SAFETY (each cast): the value's type was checked just before.
+    Ok(match v.get_type().map_err(napi)? {
+        ValueType::Undefined | ValueType::Null => Value::Null,
+        ValueType::Boolean => Value::Bool(unsafe { v.cast::<bool>() }.map_err(napi)?),
+        ValueType::Number => Value::Number(unsafe { v.cast::<f64>() }.map_err(napi)?),
+        ValueType::String => Value::Str(unsafe { v.cast::<String>() }.map_err(napi)?),
+        ValueType::Object if v.is_buffer().map_err(napi)? => {
+            Value::Bytes(unsafe { v.cast::<Buffer>() }.map_err(napi)?.to_vec())
+        }
+        ValueType::Object if v.is_array().map_err(napi)? => {
+            let items = unsafe { v.cast::<Array>() }.map_err(napi)?;
+            let mut list = Vec::with_capacity(items.len() as usize);
+            for i in 0..items.len() {
+                if let Some(item) = items.get::<Unknown>(i).map_err(napi)? {
+                    list.push(value(name, item)?);
+                }
+            }
+            Value::List(list)
+        }
+        other => return Err(config(format!("{name}: a {other} is not an option value"))),
+    })
+}
+
+/// An options object as `(name, value)` pairs.
+pub fn options(obj: Option<Object<'_>>) -> Result<Vec<(String, Value)>> {
+    let Some(obj) = obj else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for name in Object::keys(&obj).map_err(napi)? {
+        if let Some(v) = obj.get::<Unknown>(&name).map_err(napi)? {
+            let v = value(&name, v)?;
+            out.push((name, v));
+        }
+    }
+    Ok(out)
+}
+
+/// A Rust value as a JavaScript one.
+fn js<T: ToNapiValue>(env: &Env, v: T) -> Result<Unknown<'_>> {
+    // SAFETY: `env` is the live environment of the current call, and the value it makes
+    // is handed back in that same call.
+    unsafe {
+        let raw = T::to_napi_value(env.raw(), v).map_err(napi)?;
+        Ok(Unknown::from_raw_unchecked(env.raw(), raw))
+    }
+}
+
+fn to_js(env: &Env, v: Value) -> Result<Unknown<'_>> {
+    match v {
+        Value::Null => js(env, Null),
+        Value::Bool(b) => js(env, b),
+        Value::Number(n) => js(env, n),
+        Value::Str(s) => js(env, s),
+        Value::Bytes(b) => js(env, Buffer::from(b)),
+        Value::List(items) => {
+            let mut array = env.create_array(items.len() as u32).map_err(napi)?;
+            for (i, item) in items.into_iter().enumerate() {
+                array.set(i as u32, to_js(env, item)?).map_err(napi)?;
+            }
+            Ok(array.to_unknown())
+        }
+    }
+}
+
+/// `(name, value)` pairs as an object, in order.
+pub fn object(env: &Env, pairs: impl IntoIterator<Item = (String, Value)>) -> Result<Object<'_>> {
+    let mut obj = Object::new(env).map_err(napi)?;
+    for (name, v) in pairs {
+        obj.set(name, to_js(env, v)?).map_err(napi)?;
+    }
+    Ok(obj)
+}

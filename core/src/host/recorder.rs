@@ -1,0 +1,288 @@
+//! The one response recorder: what every integration does with the response of a request
+//! that owns its key (B11–B13). The integration tells it about the head, each chunk as it
+//! goes to the client, and how the response ended; the recorder keeps the replayable
+//! headers and a copy of the body up to `max_response_body`, and turns the end into the
+//! store write (complete, or complete without the body: omitted) or a release.
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+
+use crate::lease::Lease;
+use crate::record::Record;
+
+/// Records one response for its lease. Dropped unfinished, the lease releases the key.
+#[derive(Debug)]
+pub struct Recorder {
+    lease: Option<Lease>,
+    head: Option<Head>,
+}
+
+#[derive(Debug)]
+struct Head {
+    status: StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body copy; `None` when the status is not stored (nothing to keep).
+    capture: Option<Capture>,
+}
+
+/// A status code that HTTP does not have; the integration reports it as its own error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidStatus(pub u32);
+
+impl std::fmt::Display for InvalidStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid status code {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidStatus {}
+
+impl Recorder {
+    pub fn new(lease: Lease) -> Recorder {
+        Recorder { lease: Some(lease), head: None }
+    }
+
+    /// Whether the key is still held: the response has not ended.
+    pub fn is_active(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// Whether the head has been seen.
+    pub fn is_started(&self) -> bool {
+        self.head.is_some()
+    }
+
+    /// The response head, as a binding holds it: header names and values as bytes (a pair
+    /// HTTP cannot carry is not one to replay and is left out). `verdict` is what the host
+    /// language's own `store_status` function answered, if it has one (`Err`: it failed).
+    /// Only the first head counts.
+    pub fn start_raw<N: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        status: u32,
+        headers: impl IntoIterator<Item = (N, V)>,
+        verdict: Option<Result<bool, String>>,
+    ) -> Result<(), InvalidStatus> {
+        let code = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok());
+        let status = code.ok_or(InvalidStatus(status))?;
+        let Some(lease) = self.lease.as_ref().filter(|_| self.head.is_none()) else { return Ok(()) };
+        let shared = lease.shared();
+        let mut kept = Vec::new();
+        let mut length = None;
+        for (name, value) in headers {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            let Ok(name) = HeaderName::from_bytes(name) else { continue };
+            if name == header::CONTENT_LENGTH {
+                length = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
+            } else if shared.replayable(&name)
+                && kept.len() < u16::MAX as usize
+                && let Ok(value) = HeaderValue::from_bytes(value)
+            {
+                kept.push((name, value));
+            }
+        }
+        self.begin(status, kept, length, verdict);
+        Ok(())
+    }
+
+    /// The response head, as the tower layer holds it.
+    pub fn start(&mut self, status: StatusCode, headers: &HeaderMap, content_length: Option<u64>) {
+        if let Some(lease) = self.lease.as_ref().filter(|_| self.head.is_none()) {
+            let kept = lease.shared().replayable_headers(headers);
+            self.begin(status, kept, content_length, None);
+        }
+    }
+
+    fn begin(
+        &mut self,
+        status: StatusCode,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        length: Option<u64>,
+        verdict: Option<Result<bool, String>>,
+    ) {
+        let Some(lease) = &self.lease else { return };
+        let config = &lease.shared().config;
+        // An informational head (101: an upgrade) is never a response to replay (B13).
+        let stored = !status.is_informational() && config.stores(status.as_u16(), verdict);
+        let capture = stored.then(|| Capture::new(config.max_response_body, length));
+        self.head = Some(Head { status, headers, capture });
+    }
+
+    /// The most body the copy holds (`max_response_body`).
+    pub fn limit(&self) -> usize {
+        self.lease.as_ref().map_or(0, |l| l.shared().config.max_response_body)
+    }
+
+    /// A chunk of the body, as it goes to the client.
+    pub fn push(&mut self, chunk: &[u8]) {
+        if let Some(Head { capture: Some(capture), .. }) = &mut self.head {
+            capture.push(chunk);
+        }
+    }
+
+    /// The response ended: the store write, or the release when its status is not stored
+    /// or no head was ever seen. `None` when the recorder was already finished.
+    pub fn finish(&mut self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let lease = self.lease.take()?;
+        let head = self.head.take();
+        Some(async move {
+            match head {
+                Some(Head { status, headers, capture: Some(capture) }) => {
+                    lease.store(Record { status, headers, body: capture.finish() }).await;
+                }
+                _ => lease.release().await,
+            }
+        })
+    }
+
+    /// The response failed (an error or exception from the handler or its body), or was
+    /// cut off: the release, so a retry runs again (B11). `None` when already finished.
+    pub fn fail(&mut self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        self.head = None;
+        self.lease.take().map(Lease::release)
+    }
+
+    /// Like [`Recorder::fail`], with the release left to the background (the lease's
+    /// drop), for callers that cannot wait: a poll function, a destructor.
+    pub fn abandon(&mut self) {
+        self.head = None;
+        drop(self.lease.take());
+    }
+}
+
+/// A copy of a response body, kept up to a limit. Past it the copy is dropped and the
+/// record is stored without a body (B12); the client still gets every byte.
+#[derive(Debug)]
+struct Capture {
+    limit: usize,
+    /// `None` once the body is known to exceed `limit`.
+    buf: Option<BytesMut>,
+}
+
+impl Capture {
+    /// A `content_length` already over the limit skips copying altogether.
+    fn new(limit: usize, content_length: Option<u64>) -> Capture {
+        let buf = match content_length {
+            Some(n) if n > limit as u64 => None,
+            Some(n) => Some(BytesMut::with_capacity(n as usize)),
+            None => Some(BytesMut::new()),
+        };
+        Capture { limit, buf }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        if let Some(buf) = &mut self.buf {
+            if buf.len() + chunk.len() > self.limit {
+                self.buf = None;
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Bytes> {
+        self.buf.map(BytesMut::freeze)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::{Check, Decision, Idempotency};
+    use crate::{MemoryStore, StatsSnapshot};
+
+    /// A recorder for a freshly claimed key of `idem`, and a way to see what it left.
+    async fn claimed(idem: &Idempotency, key: &str) -> Recorder {
+        let headers = [("idempotency-key", key)];
+        let Check::Proceed(p) = idem.check("POST", b"/r", b"", &headers[..]) else { panic!("not keyed") };
+        let Decision::Execute(lease) = p.begin(b"body").await else { panic!("not claimed") };
+        Recorder::new(lease)
+    }
+
+    async fn replay(idem: &Idempotency, key: &str) -> http::Response<Bytes> {
+        let headers = [("idempotency-key", key)];
+        let Check::Proceed(p) = idem.check("POST", b"/r", b"", &headers[..]) else { panic!("not keyed") };
+        match p.begin(b"body").await {
+            Decision::Respond(res) => res,
+            other => panic!("{key}: expected a replay, got {other:?}"),
+        }
+    }
+
+    fn idem() -> Idempotency {
+        Idempotency::builder(MemoryStore::new()).max_response_body(8).lease_ttl(Duration::from_secs(5)).build()
+    }
+
+    fn counts(s: StatsSnapshot) -> (u64, u64) {
+        (s.executed, s.omitted)
+    }
+
+    #[tokio::test]
+    async fn b11_b14_a_finished_response_is_stored_with_its_replayable_headers() {
+        let idem = idem();
+        let mut rec = claimed(&idem, "a").await;
+        let head: &[(&[u8], &[u8])] =
+            &[(b"Link", b"<a>"), (b"set-cookie", b"s=1"), (b"link", b"<b>"), (b"bad name", b"x"), (b"etag", b"\x7f")];
+        rec.start_raw(201, head.iter().copied(), None).unwrap();
+        rec.push(b"hel");
+        rec.push(b"lo");
+        rec.finish().unwrap().await;
+        assert!(!rec.is_active() && rec.finish().is_none());
+        let res = replay(&idem, "a").await;
+        assert_eq!((res.status().as_u16(), &res.body()[..]), (201, &b"hello"[..]));
+        let links: Vec<_> = res.headers().get_all("link").iter().collect();
+        assert_eq!(links, ["<a>", "<b>"]);
+        assert!(res.headers().get("set-cookie").is_none() && res.headers().get("etag").is_none());
+    }
+
+    #[tokio::test]
+    async fn b12_a_body_over_the_limit_is_stored_as_omitted() {
+        let idem = idem();
+        let mut rec = claimed(&idem, "big").await;
+        rec.start_raw(200, [(b"x", b"y")], None).unwrap();
+        rec.push(b"12345");
+        rec.push(b"67890");
+        rec.finish().unwrap().await;
+        let res = replay(&idem, "big").await;
+        assert_eq!(res.headers()["idempotency-replay"], "omitted");
+        assert_eq!(counts(idem.stats()), (1, 1));
+        // A declared length over the limit keeps no copy from the start.
+        let mut rec = claimed(&idem, "declared").await;
+        rec.start_raw(200, [(&b"content-length"[..], &b"9"[..])], None).unwrap();
+        rec.push(b"1");
+        rec.finish().unwrap().await;
+        assert_eq!(replay(&idem, "declared").await.headers()["idempotency-replay"], "omitted");
+    }
+
+    #[tokio::test]
+    async fn b11_statuses_not_stored_failures_and_missing_heads_release() {
+        let idem = idem();
+        let run = |key: &'static str, status: Option<u16>, verdict: Option<Result<bool, String>>, fail: bool| {
+            let idem = idem.clone();
+            async move {
+                let mut rec = claimed(&idem, key).await;
+                if let Some(status) = status {
+                    rec.start_raw(u32::from(status), [("content-type", "text/plain")], verdict).unwrap();
+                }
+                if fail {
+                    rec.fail().unwrap().await
+                } else {
+                    rec.finish().unwrap().await
+                }
+                // Released: the same key claims again.
+                let headers = [("idempotency-key", key)];
+                let Check::Proceed(p) = idem.check("POST", b"/r", b"", &headers[..]) else { panic!() };
+                matches!(p.begin(b"body").await, Decision::Execute(_))
+            }
+        };
+        assert!(run("5xx", Some(503), None, false).await);
+        assert!(run("101", Some(101), None, false).await);
+        assert!(run("verdict", Some(200), Some(Ok(false)), false).await);
+        assert!(run("failed", Some(200), None, true).await);
+        assert!(run("no-head", None, None, false).await);
+        assert!(!run("stored", Some(200), Some(Err("boom".into())), false).await, "a failed verdict: default rule");
+        let mut rec = claimed(&idem, "bad").await;
+        assert_eq!(rec.start_raw(1000, [("a", "b")], None), Err(InvalidStatus(1000)));
+        assert_eq!(rec.start_raw(70_000, [("a", "b")], None), Err(InvalidStatus(70_000)));
+    }
+}

@@ -1,0 +1,388 @@
+//! Stores as host languages make them: from a URL and named options, connected lazily and
+//! once per process.
+//!
+//! Once per process because Python servers fork (gunicorn `--preload`): a store made in
+//! the parent must not share its sockets with the children, so each process opens its own
+//! connections on first use. [`ProcessStore`] does that for any host.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::OnceCell;
+
+use super::options::{Checked, Dialect, STORE, Value, check};
+use crate::config::ConfigError;
+use crate::fingerprint::{Fingerprint, RecordId};
+use crate::record::Record;
+use crate::store::{Claim, Completion, DEFAULT_MAX_ENTRIES, MemoryStore, Release, Renewal, Store, StoreError, Token};
+#[cfg(feature = "redis")]
+use crate::store::{DEFAULT_PREFIX, RedisStore};
+#[cfg(feature = "postgres")]
+use crate::store::{DEFAULT_TABLE, PostgresStore};
+
+/// Which store, where, and its options (the defaults are the core's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    Memory {
+        max_entries: usize,
+    },
+    #[cfg(feature = "redis")]
+    Redis {
+        url: String,
+        prefix: String,
+    },
+    #[cfg(feature = "redis")]
+    RedisCluster {
+        urls: Vec<String>,
+        prefix: String,
+    },
+    #[cfg(feature = "postgres")]
+    Postgres {
+        url: String,
+        table: String,
+        migrate: bool,
+    },
+}
+
+impl StoreSpec {
+    /// The store a URL names: `memory`, `redis://…`/`rediss://…`, or
+    /// `postgres://…`/`postgresql://…`, with the options that kind of store takes
+    /// (`max_entries`; `prefix`; `table`, `migrate`).
+    pub fn from_url(
+        url: &str,
+        dialect: Dialect,
+        options: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<StoreSpec, ConfigError> {
+        match scheme(url).as_str() {
+            "memory" => StoreSpec::memory(dialect, options),
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => StoreSpec::redis(url, dialect, options),
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => StoreSpec::postgres(url, dialect, options),
+            _ => Err(ConfigError(format!(
+                "store URL {:?}: expected \"memory\", a redis:// URL or a postgres:// URL",
+                redact_url(url)
+            ))),
+        }
+    }
+
+    /// An in-process store (option `max_entries`).
+    pub fn memory(
+        dialect: Dialect,
+        options: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<StoreSpec, ConfigError> {
+        StoreSpec::Memory { max_entries: DEFAULT_MAX_ENTRIES }.with(dialect, checked(dialect, options)?)
+    }
+
+    /// One Redis server, `redis://…` or `rediss://…` (option `prefix`).
+    #[cfg(feature = "redis")]
+    pub fn redis(
+        url: &str,
+        dialect: Dialect,
+        options: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<StoreSpec, ConfigError> {
+        expect_scheme(url, &["redis", "rediss"], "a Redis URL (redis://host:port, or rediss:// for TLS)")?;
+        StoreSpec::Redis { url: url.to_owned(), prefix: DEFAULT_PREFIX.to_owned() }
+            .with(dialect, checked(dialect, options)?)
+    }
+
+    /// A Redis Cluster reached through any of `urls` (option `prefix`).
+    #[cfg(feature = "redis")]
+    pub fn redis_cluster(
+        urls: Vec<String>,
+        dialect: Dialect,
+        options: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<StoreSpec, ConfigError> {
+        if urls.is_empty() {
+            return Err(ConfigError("a Redis Cluster needs the URL of at least one node".into()));
+        }
+        for url in &urls {
+            expect_scheme(url, &["redis", "rediss"], "a Redis URL (redis://host:port)")?;
+        }
+        StoreSpec::RedisCluster { urls, prefix: DEFAULT_PREFIX.to_owned() }.with(dialect, checked(dialect, options)?)
+    }
+
+    /// A PostgreSQL database, `postgres://…` (options `table`, `migrate`).
+    #[cfg(feature = "postgres")]
+    pub fn postgres(
+        url: &str,
+        dialect: Dialect,
+        options: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<StoreSpec, ConfigError> {
+        expect_scheme(url, &["postgres", "postgresql"], "a PostgreSQL URL (postgres://user@host:port/db)")?;
+        let spec = StoreSpec::Postgres { url: url.to_owned(), table: DEFAULT_TABLE.to_owned(), migrate: true };
+        spec.with(dialect, checked(dialect, options)?)
+    }
+
+    fn with(mut self, dialect: Dialect, options: Vec<(&'static str, Checked)>) -> Result<StoreSpec, ConfigError> {
+        for (name, value) in options {
+            match (&mut self, name, value) {
+                (StoreSpec::Memory { max_entries }, "max_entries", Checked::Count(n)) => *max_entries = n,
+                #[cfg(feature = "redis")]
+                (
+                    StoreSpec::Redis { prefix, .. } | StoreSpec::RedisCluster { prefix, .. },
+                    "prefix",
+                    Checked::Str(p),
+                ) => *prefix = p,
+                #[cfg(feature = "postgres")]
+                (StoreSpec::Postgres { table, .. }, "table", Checked::Str(t)) => *table = t,
+                #[cfg(feature = "postgres")]
+                (StoreSpec::Postgres { migrate, .. }, "migrate", Checked::Bool(m)) => *migrate = m,
+                (spec, name, _) => {
+                    return Err(ConfigError(format!("{} is not an option of {}", dialect.name(name), spec.what())));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// A store of `kind`: `memory`, `redis`, `cluster` (`urls` are its nodes), `postgres`,
+    /// or `url` (whatever the URL names), as the bindings' store classes make them.
+    pub fn of(
+        kind: &str,
+        urls: Vec<String>,
+        dialect: Dialect,
+        options: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<StoreSpec, ConfigError> {
+        let url = urls.first().map_or("", String::as_str);
+        match kind {
+            "memory" => StoreSpec::memory(dialect, options),
+            #[cfg(feature = "redis")]
+            "redis" => StoreSpec::redis(url, dialect, options),
+            #[cfg(feature = "redis")]
+            "cluster" => StoreSpec::redis_cluster(urls, dialect, options),
+            #[cfg(feature = "postgres")]
+            "postgres" => StoreSpec::postgres(url, dialect, options),
+            "url" => StoreSpec::from_url(url, dialect, options),
+            other => Err(ConfigError(format!("no store of kind {other:?}"))),
+        }
+    }
+
+    /// `memory`, `redis` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreSpec::Memory { .. } => "memory",
+            #[cfg(feature = "redis")]
+            StoreSpec::Redis { .. } | StoreSpec::RedisCluster { .. } => "redis",
+            #[cfg(feature = "postgres")]
+            StoreSpec::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The kind of store a URL names (`memory`, `redis` or `postgres`), without connecting.
+    pub fn kind_of_url(url: &str) -> Result<&'static str, ConfigError> {
+        StoreSpec::from_url(url, Dialect::Python, []).map(|spec| spec.kind())
+    }
+
+    fn what(&self) -> &'static str {
+        match self.kind() {
+            "memory" => "a memory store",
+            "redis" => "a Redis store",
+            _ => "a PostgreSQL store",
+        }
+    }
+
+    /// What a repr shows: the kind, where (without passwords) and the options.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreSpec::Memory { max_entries } => format!("MemoryStore(max_entries={max_entries})"),
+            #[cfg(feature = "redis")]
+            StoreSpec::Redis { url, prefix } => format!("RedisStore({:?}, prefix={prefix:?})", redact_url(url)),
+            #[cfg(feature = "redis")]
+            StoreSpec::RedisCluster { urls, prefix } => {
+                format!("RedisStore.cluster({} nodes, prefix={prefix:?})", urls.len())
+            }
+            #[cfg(feature = "postgres")]
+            StoreSpec::Postgres { url, table, .. } => format!("PostgresStore({:?}, table={table:?})", redact_url(url)),
+        }
+    }
+
+    /// Connect (and for PostgreSQL with `migrate`, create the table).
+    pub async fn connect(&self) -> Result<Connected, StoreError> {
+        let store: Arc<dyn Store> = match self {
+            StoreSpec::Memory { max_entries } => Arc::new(MemoryStore::with_max_entries(*max_entries)),
+            #[cfg(feature = "redis")]
+            StoreSpec::Redis { url, prefix } => Arc::new(RedisStore::connect(url).await?.with_prefix(prefix.clone())),
+            #[cfg(feature = "redis")]
+            StoreSpec::RedisCluster { urls, prefix } => Arc::new(
+                RedisStore::connect_cluster(urls.iter().map(String::as_str)).await?.with_prefix(prefix.clone()),
+            ),
+            #[cfg(feature = "postgres")]
+            StoreSpec::Postgres { url, table, migrate } => {
+                let pool = PostgresStore::connect(url).await?.pool().clone();
+                let store = PostgresStore::with_table(pool, table)?;
+                if *migrate {
+                    store.migrate().await?;
+                }
+                return Ok(Connected { store: Arc::new(store.clone()), postgres: Some(store) });
+            }
+        };
+        Ok(Connected {
+            store,
+            #[cfg(feature = "postgres")]
+            postgres: None,
+        })
+    }
+}
+
+fn scheme(url: &str) -> String {
+    url.split_once("://").map_or(url, |(s, _)| s).to_ascii_lowercase()
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn expect_scheme(url: &str, schemes: &[&str], what: &str) -> Result<(), ConfigError> {
+    if url.contains("://") && schemes.contains(&scheme(url).as_str()) {
+        return Ok(());
+    }
+    Err(ConfigError(format!("store URL {:?} is not {what}", redact_url(url))))
+}
+
+fn checked(
+    dialect: Dialect,
+    options: impl IntoIterator<Item = (String, Value)>,
+) -> Result<Vec<(&'static str, Checked)>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, value) in options {
+        out.extend(check(STORE, "store", dialect, &name, value)?);
+    }
+    Ok(out)
+}
+
+/// A connected store; a PostgreSQL one is also kept by its type, for `sweep`.
+#[derive(Clone)]
+pub struct Connected {
+    pub store: Arc<dyn Store>,
+    #[cfg(feature = "postgres")]
+    pub postgres: Option<PostgresStore>,
+}
+
+type Cell = Arc<OnceCell<Connected>>;
+
+/// A store connected once per process (see the module's documentation).
+pub struct ProcessStore {
+    spec: StoreSpec,
+    current: Mutex<Option<(u32, Cell)>>,
+}
+
+impl std::fmt::Debug for ProcessStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.spec.describe())
+    }
+}
+
+impl ProcessStore {
+    pub fn new(spec: StoreSpec) -> Arc<ProcessStore> {
+        Arc::new(ProcessStore { spec, current: Mutex::new(None) })
+    }
+
+    pub fn spec(&self) -> &StoreSpec {
+        &self.spec
+    }
+
+    fn cell(&self) -> Cell {
+        let pid = std::process::id();
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match &*current {
+            Some((owner, cell)) if *owner == pid => cell.clone(),
+            _ => {
+                let cell = Cell::default();
+                *current = Some((pid, cell.clone()));
+                cell
+            }
+        }
+    }
+
+    /// This process's connection, made on first use.
+    pub async fn connected(&self) -> Result<Connected, StoreError> {
+        self.cell().get_or_try_init(|| self.spec.connect()).await.cloned()
+    }
+
+    async fn get(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(self.connected().await?.store)
+    }
+
+    /// Delete expired rows, `batch` at a time (PostgreSQL only; by default
+    /// [`DEFAULT_SWEEP_BATCH`](crate::store::DEFAULT_SWEEP_BATCH)); how many were deleted.
+    pub async fn sweep(&self, batch: Option<u32>) -> Result<u64, StoreError> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.connected().await?.postgres {
+            return pg.sweep(batch.unwrap_or(crate::store::DEFAULT_SWEEP_BATCH)).await;
+        }
+        let _ = batch;
+        Err(StoreError::unavailable(format!("sweep needs a PostgreSQL store, not {}", self.spec.what())))
+    }
+}
+
+#[async_trait]
+impl Store for ProcessStore {
+    async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError> {
+        self.get().await?.claim(id, fingerprint, lease_ttl).await
+    }
+
+    async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
+        self.get().await?.renew(id, token, lease_ttl).await
+    }
+
+    async fn complete(
+        &self,
+        id: &RecordId,
+        token: Token,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Completion, StoreError> {
+        self.get().await?.complete(id, token, record, ttl).await
+    }
+
+    async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
+        self.get().await?.release(id, token).await
+    }
+}
+
+/// A URL without its password, for reprs, errors and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
+            let user = url[scheme + 3..at].split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b22_urls_are_redacted() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
+    }
+
+    #[test]
+    fn stores_from_urls_with_their_options() {
+        let none = Vec::<(String, Value)>::new;
+        assert_eq!(
+            StoreSpec::from_url("memory", Dialect::Python, none()),
+            Ok(StoreSpec::Memory { max_entries: DEFAULT_MAX_ENTRIES })
+        );
+        let spec = StoreSpec::from_url(
+            "postgres://u:pw@h/db",
+            Dialect::JavaScript,
+            [("table".to_owned(), Value::Str("t".into())), ("migrate".to_owned(), Value::Bool(false))],
+        )
+        .unwrap();
+        assert_eq!(spec.describe(), "PostgresStore(\"postgres://u:***@h/db\", table=\"t\")");
+        let err =
+            StoreSpec::from_url("redis://h", Dialect::JavaScript, [("maxEntries".to_owned(), Value::Number(5.0))]);
+        assert_eq!(err.unwrap_err().0, "maxEntries is not an option of a Redis store");
+        let err = StoreSpec::from_url("mysql://u:pw@h", Dialect::Python, none()).unwrap_err();
+        assert!(err.0.contains("mysql://u:***@h") && !err.0.contains("pw"), "{err}");
+        let err = StoreSpec::redis("postgres://h/db", Dialect::Python, none()).unwrap_err();
+        assert_eq!(err.0, "store URL \"postgres://h/db\" is not a Redis URL (redis://host:port, or rediss:// for TLS)");
+        assert!(StoreSpec::postgres("not a url", Dialect::Python, none()).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The request body the inner service sees (B7), and how a keyed request's body is read.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+
+pin_project! {
+    /// The request body handed to the inner service: the original stream for a request
+    /// that is not covered, or the buffered bytes of a keyed request, unchanged.
+    pub struct RequestBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Buffered { body: Full<Bytes> },
+    }
+}
+
+impl<B> RequestBody<B> {
+    pub(crate) fn inner(body: B) -> Self {
+        RequestBody { kind: Kind::Inner { body } }
+    }
+
+    pub(crate) fn buffered(data: Bytes) -> Self {
+        RequestBody { kind: Kind::Buffered { body: Full::new(data) } }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Buffered { body } => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Buffered { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Buffered { body } => body.size_hint(),
+        }
+    }
+}
+
+/// Why a request body could not be buffered.
+pub(crate) enum ReadError<B> {
+    /// Over the limit; the rest of the body.
+    TooLarge(B),
+    Failed(String),
+}
+
+/// Read and discard up to `limit` bytes of a refused body, so the client, still sending,
+/// can read the answer (B7: [`crate::host::DRAIN_LIMIT`]).
+pub(crate) async fn drain<B: Body>(body: B, limit: u64) {
+    if body.size_hint().lower() > limit {
+        return;
+    }
+    let mut body = std::pin::pin!(body);
+    let mut read = 0u64;
+    while let Some(Ok(frame)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        if let Some(data) = frame.data_ref() {
+            read += data.remaining() as u64;
+            if read > limit {
+                return;
+            }
+        }
+    }
+}
+
+/// Buffer a request body, refusing it as soon as it passes `limit` (B7).
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadError<Pin<Box<B>>>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = Box::pin(body);
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ReadError::TooLarge(body));
+    }
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|e| ReadError::Failed(format!("the request body could not be read: {}", e.into())))?;
+        let Ok(mut data) = frame.into_data() else { continue };
+        let total = first.as_ref().map_or(0, Bytes::len) + buf.len() + data.len();
+        if total > limit {
+            return Err(ReadError::TooLarge(body));
+        }
+        // The common case is one chunk: keep it without copying.
+        match first.take() {
+            None if buf.is_empty() => first = Some(data.copy_to_bytes(data.remaining())),
+            held => {
+                if let Some(held) = held {
+                    buf.extend_from_slice(&held);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
+}

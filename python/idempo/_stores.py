@@ -1,0 +1,45 @@
+"""The stores. Each is a thin subclass of the native store, which checks the URL and the
+options, applies the core's defaults, and connects once per process (a store made before
+``fork()``, as with gunicorn ``--preload``, works in every worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from idempo._native import Store, url_kind
+
+
+class MemoryStore(Store):
+    """An in-process store: one process, no services. ``max_entries`` bounds it."""
+
+    def __new__(cls, *, max_entries: int | None = None) -> MemoryStore:
+        return super().__new__(cls, "memory", [], max_entries=max_entries)
+
+
+class RedisStore(Store):
+    """A store in Redis (``redis://host:port/db``, ``rediss://`` for TLS), or with
+    ``RedisStore.cluster`` in a Redis Cluster. Connects at construction, so a wrong URL
+    fails here with ``StoreUnavailableError``."""
+
+    def __new__(cls, url: str, *, prefix: str | None = None) -> RedisStore:
+        return super().__new__(cls, "redis", [url], prefix=prefix)
+
+    @classmethod
+    def cluster(cls, urls: Sequence[str], *, prefix: str | None = None) -> RedisStore:
+        """A store in a Redis Cluster, reached through any of ``urls``."""
+        return Store.__new__(cls, "cluster", list(urls), prefix=prefix)
+
+
+class PostgresStore(Store):
+    """A store in PostgreSQL (``postgres://user:password@host:port/db``). Connects, and
+    unless ``migrate=False`` creates its table, at construction."""
+
+    def __new__(cls, url: str, *, table: str | None = None, migrate: bool | None = None) -> PostgresStore:
+        return super().__new__(cls, "postgres", [url], table=table, migrate=migrate)
+
+
+def store_from_url(url: str, **options: object) -> MemoryStore | RedisStore | PostgresStore:
+    """The store a URL names: ``memory``, ``redis://…`` or ``postgres://…``, with the
+    options that kind of store takes."""
+    cls: type[MemoryStore | RedisStore | PostgresStore] = {"memory": MemoryStore, "redis": RedisStore, "postgres": PostgresStore}[url_kind(url)]
+    return Store.__new__(cls, "url", [url], **options)
