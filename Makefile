@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`.
+# The two commands of the README: `make demo` and `make test`. `make help` lists the rest.
 SHELL := /bin/bash
 # One target directory outside the clone, shared by every build (and by CI on this
 # machine); one explicit target triple so napi/maturin builds later share it too.
@@ -6,19 +6,32 @@ export CARGO_TARGET_DIR ?= /var/tmp/idempo-target
 export CARGO_BUILD_TARGET ?= x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
+VENV := $(or $(IDEMPO_VENV),.venv)
 
-.PHONY: demo test lint fixtures toolchain fuzz soak bench bench-stores bench-python bench-node python-env node-env
+.PHONY: help demo test lint fixtures toolchain fuzz soak bench bench-stores bench-python bench-node python-env node-env
+
+## help: list the targets
+help:
+	@awk '/^##   /{ sub(/^##   /, ""); printf "  %-18s %s\n", "", $$0; next } \
+	  /^## /{ sub(/^## /, ""); split($$0, a, ": "); printf "  make %-13s %s\n", a[1], substr($$0, length(a[1]) + 3) }' $(MAKEFILE_LIST)
 
 ## demo: build the example server, show a first call, a replay, a 409 and a 422, stop it
 demo: toolchain
 	cargo build --quiet -p idempo --example demo
 	scripts/demo.sh $(BIN)/examples/demo
 
-## test: formatting, clippy, then every test in the workspace against real Redis, Redis
-## Cluster and PostgreSQL (throwaway servers unless REDIS_URL, REDIS_CLUSTER_URLS and
-## DATABASE_URL are set)
+## test: the linters, then every test against real Redis, Redis Cluster and PostgreSQL
+##   (throwaway servers unless REDIS_URL, REDIS_CLUSTER_URLS and DATABASE_URL are set)
 test: toolchain lint fixtures python-env node-env
 	scripts/with-services.sh scripts/test-all.sh
+
+## lint: rustfmt, clippy, ruff and mypy --strict (Python), ESLint (JavaScript)
+lint: toolchain python-env node-env
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check .
+	cd python && ../$(VENV)/bin/python -m mypy --strict --no-incremental idempo idempo_examples
+	node/node_modules/.bin/eslint .
 
 ## node-env: node/node_modules and the debug addon node/idempo.node
 node-env: toolchain
@@ -28,10 +41,6 @@ node-env: toolchain
 python-env: toolchain
 	scripts/python-env.sh
 
-lint: toolchain
-	cargo fmt --all --check
-	cargo clippy --workspace --all-targets -- -D warnings
-
 ## fixtures: build every conformance fixture app (tests/fixtures/apps.json)
 fixtures: toolchain python-env node-env
 	cargo build -p idempo-fixture
@@ -39,35 +48,29 @@ fixtures: toolchain python-env node-env
 toolchain:
 	@scripts/toolchain.sh
 
-## fuzz: every cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60) each, from the
-## corpus in fuzz/corpus (nightly toolchain; make test runs 15 s each)
+## fuzz: every cargo-fuzz target for FUZZ_SECONDS (default 60) each (nightly toolchain;
+##   make test runs 15 s each)
 fuzz: toolchain
 	scripts/fuzz.sh
 
-## soak: sustained mixed load on every fixture app, one store at a time: SOAK_WARMUP
-## (default 300) s of warm-up, then SOAK_SECONDS (default 600) s judged per store; no
-## duplicate execution, memory flat after the warm-up (benches/soak/soak.py; optimised
-## builds; about 50 minutes; not part of make test)
+## soak: sustained mixed load on every fixture app, one store at a time; no duplicate
+##   execution, memory flat after the warm-up (about 50 minutes; not part of make test)
 soak: toolchain
 	scripts/with-services.sh scripts/soak.sh
 
-## bench: every integration's fixture app and the peer libraries under the same HTTP load
-## on every store (benches/http/bench.py), written into benches/README.md's results table.
-## Optimised builds; takes about 25 minutes; not part of make test.
+## bench: every integration's fixture app and the peer libraries under the same HTTP
+##   load on every store, into benches/README.md (about 25 minutes; not part of make test)
 bench: toolchain
 	scripts/with-services.sh scripts/bench.sh
 
-## bench-stores: criterion benchmarks of every store on loopback (release build; not part
-## of make test). Figures go in benches/README.md.
+## bench-stores: criterion benchmarks of every store on loopback (release build)
 bench-stores: toolchain
 	scripts/with-services.sh scripts/bench-stores.sh
 
 ## bench-python: the Python middleware's own cost in-process, and uvicorn throughput
-## against the bare app (release build in .venv-bench; not part of make test)
 bench-python: toolchain
 	scripts/bench-python.sh
 
 ## bench-node: the Express/Fastify middleware's own cost in-process, and wrk throughput
-## against the bare apps (release addon; not part of make test)
 bench-node: toolchain
 	scripts/bench-node.sh

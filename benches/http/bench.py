@@ -193,7 +193,7 @@ class RoundTrips:
 
     @staticmethod
     def _command(*words: str) -> bytes:
-        return ("*%d\r\n" % len(words) + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)).encode()
+        return (f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)).encode()
 
     def _pg_total(self) -> int:
         return int(
@@ -424,11 +424,14 @@ def fmt_us(us: float) -> str:
 def table(rows: list[dict], meta: dict) -> str:
     lines = [
         f"Machine: {meta['machine']}. Date: {meta['date']}. Command: `{meta['command']}`.",
-        f"Each cell: the median of {meta['rounds']} alternating rounds of a fixed number of `POST /echo`"
-        f" requests ({CONCURRENCY} connections, keep-alive, one load thread), after a warm-up;"
-        " *ratio* is to the bare app measured in the same rounds; *server CPU* is the app's"
-        " processes' CPU time (user + system) per request; *round trips* are store commands"
-        " (Redis) or statements (PostgreSQL) per request, counted on the server.",
+        (
+            f"Each cell: the median of {meta['rounds']} alternating rounds of a fixed number of `POST /echo`"
+            f" requests ({CONCURRENCY} connections, keep-alive, one load thread), after a warm-up;"
+            " *ratio* is to the bare app measured in the same rounds; *server CPU* is the app's"
+            " processes' CPU time (user + system) per request; *round trips* are store commands"
+            " (Redis) or statements (PostgreSQL) per request, counted on the server."
+        ),
+
         "",
         "| app | store | workload | requests | req/s | p50 | p99 | server CPU | errors | ratio to bare | round trips |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -451,9 +454,8 @@ def table(rows: list[dict], meta: dict) -> str:
 def machine() -> str:
     cpu = ""
     try:
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), ""
-        )
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

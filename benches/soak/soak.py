@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "conformance"))
-from apps import rss_of_tree  # noqa: E402
-from bench import BenchError, Server, check, load, load_apps, machine, write  # noqa: E402
+from apps import rss_of_tree
+from bench import BenchError, Server, check, load, load_apps, machine, write
 
 BATCH = {"rust": 20_000, "asgi": 4_000, "wsgi": 1_000, "express": 3_000, "fastify": 4_000}
 CONCURRENCY = 8
@@ -110,9 +110,12 @@ def soak_store(store: str, url: str, names: list[str], warmup: float, seconds: f
 
 def table(rows: list[Row], warmup: float, seconds: float) -> str:
     lines = [
-        f"Machine: {machine()}. {warmup:.0f} s of warm-up, then {seconds:.0f} s judged, of the `mixed` workload "
-        f"per store, {CONCURRENCY} connections per app, all five apps at once; memory is the resident size of "
-        "the app's processes.",
+        (
+            f"Machine: {machine()}. {warmup:.0f} s of warm-up, then {seconds:.0f} s judged, of the `mixed` workload "
+            f"per store, {CONCURRENCY} connections per app, all five apps at once; memory is the resident size of "
+            "the app's processes."
+        ),
+
         "",
         "| store | app | verdict | figures |",
         "| --- | --- | --- | --- |",

@@ -1,5 +1,5 @@
 //! Random interleavings of claim/renew/complete/release (and the passing of time) on the
-//! memory store agree with a plain model of the store contract (DESIGN.md §4, B8, B10).
+//! memory store agree with a plain model of the store contract (docs/RULES.md, "Stores", B8, B10).
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Store round trips per request, counted on the servers themselves (DESIGN.md §4):
+//! Store round trips per request, counted on the servers themselves (docs/RULES.md, "Stores"):
 //! a new key costs one claim and one complete, a replay one claim. Its own test binary,
 //! so no other test's traffic reaches the counters while it runs.
 

@@ -1,6 +1,6 @@
 'use strict'
 // The Node fixture apps registered in tests/fixtures/apps.json start from the repository
-// root with their command, configured only by the DESIGN.md §6 variables.
+// root with their command, configured only by the fixture variables (tests/fixtures/README.md).
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')

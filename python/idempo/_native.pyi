@@ -3,11 +3,11 @@ and ``idempo.wsgi``; these classes are what the middleware is built on."""
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from typing import Final, final
+from typing import Final, TypeAlias, final
 
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
-_Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+_Response: TypeAlias = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 COUNTERS: Final[list[str]]
 DRAIN_LIMIT: Final[int]
@@ -17,6 +17,7 @@ class ConfigurationError(IdempoError): ...
 class StoreUnavailableError(IdempoError): ...
 class StoreCorruptError(IdempoError): ...
 
+@disjoint_base
 class Store:
     """The native store the package's store classes subclass."""
 

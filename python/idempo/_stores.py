@@ -5,14 +5,18 @@ options, applies the core's defaults, and connects once per process (a store mad
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from idempo._native import Store, url_kind
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class MemoryStore(Store):
     """An in-process store: one process, no services. ``max_entries`` bounds it."""
 
-    def __new__(cls, *, max_entries: int | None = None) -> MemoryStore:
+    def __new__(cls, *, max_entries: int | None = None) -> Self:
         return super().__new__(cls, "memory", [], max_entries=max_entries)
 
 
@@ -21,11 +25,11 @@ class RedisStore(Store):
     ``RedisStore.cluster`` in a Redis Cluster. Connects at construction, so a wrong URL
     fails here with ``StoreUnavailableError``."""
 
-    def __new__(cls, url: str, *, prefix: str | None = None) -> RedisStore:
+    def __new__(cls, url: str, *, prefix: str | None = None) -> Self:
         return super().__new__(cls, "redis", [url], prefix=prefix)
 
     @classmethod
-    def cluster(cls, urls: Sequence[str], *, prefix: str | None = None) -> RedisStore:
+    def cluster(cls, urls: Sequence[str], *, prefix: str | None = None) -> Self:
         """A store in a Redis Cluster, reached through any of ``urls``."""
         return Store.__new__(cls, "cluster", list(urls), prefix=prefix)
 
@@ -34,12 +38,16 @@ class PostgresStore(Store):
     """A store in PostgreSQL (``postgres://user:password@host:port/db``). Connects, and
     unless ``migrate=False`` creates its table, at construction."""
 
-    def __new__(cls, url: str, *, table: str | None = None, migrate: bool | None = None) -> PostgresStore:
+    def __new__(cls, url: str, *, table: str | None = None, migrate: bool | None = None) -> Self:
         return super().__new__(cls, "postgres", [url], table=table, migrate=migrate)
 
 
 def store_from_url(url: str, **options: object) -> MemoryStore | RedisStore | PostgresStore:
     """The store a URL names: ``memory``, ``redis://…`` or ``postgres://…``, with the
     options that kind of store takes."""
-    cls: type[MemoryStore | RedisStore | PostgresStore] = {"memory": MemoryStore, "redis": RedisStore, "postgres": PostgresStore}[url_kind(url)]
-    return Store.__new__(cls, "url", [url], **options)
+    classes: dict[str, type[MemoryStore | RedisStore | PostgresStore]] = {
+        "memory": MemoryStore,
+        "redis": RedisStore,
+        "postgres": PostgresStore,
+    }
+    return Store.__new__(classes[url_kind(url)], "url", [url], **options)

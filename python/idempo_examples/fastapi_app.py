@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 
 from fastapi import FastAPI
-from pydantic import BaseModel
-
 from idempo import MemoryStore, RedisStore
 from idempo.asgi import IdempotencyMiddleware, Scope
+from pydantic import BaseModel
 
 
 class Charge(BaseModel):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 from flask import Flask, Response, jsonify, request
-
 from idempo import PostgresStore, Store
 from idempo.wsgi import Environ, IdempotencyMiddleware
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from idempo import MemoryStore
+from idempo.asgi import IdempotencyMiddleware
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from idempo import MemoryStore
-from idempo.asgi import IdempotencyMiddleware
 
 
 async def create_order(request: Request) -> JSONResponse:

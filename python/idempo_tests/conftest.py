@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "python"))
 sys.path.insert(0, str(ROOT / "tests" / "conformance"))
 
-import asgi_app  # noqa: E402
-import wsgi_app  # noqa: E402
-from fixture_common import Counter, options_from_env  # noqa: E402
-from idempo_tests import fastapi_app  # noqa: E402
-from idempo_tests.servers import uvicorn_in_loop, werkzeug_in_thread  # noqa: E402
+import asgi_app
+import wsgi_app
+from fixture_common import Counter, options_from_env
+from idempo import MemoryStore, PostgresStore, RedisStore
 
-from idempo import MemoryStore, PostgresStore, RedisStore  # noqa: E402
+from idempo_tests import fastapi_app
+from idempo_tests.servers import uvicorn_in_loop, werkzeug_in_thread
 
 STORES = ["memory", "redis", "postgres"]
 FRAMEWORKS = ["starlette", "fastapi", "flask"]

@@ -11,7 +11,6 @@ from asgi_app import outside
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fixture_common import HEADERS, Counter
-
 from idempo.asgi import IdempotencyMiddleware
 
 
@@ -50,7 +49,7 @@ def create_app(store: Any, counter: Counter, **options: Any) -> Any:
         return PlainTextResponse(f"execution:{n}")
 
     @app.post("/large")
-    async def large(bytes: int = 0) -> Response:  # noqa: A002 - the fixture contract's name
+    async def large(bytes: int = 0) -> Response:
         counter.hit()
         total = bytes
 

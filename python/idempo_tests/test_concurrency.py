@@ -8,14 +8,14 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import asgi_app
 import httpx
 import pytest
-
-import asgi_app
 import wsgi_app
 from fixture_common import Counter
+
 from idempo_tests.conftest import env, key, make_store
-from idempo_tests.servers import free_port, gunicorn, uvicorn_in_loop, waitress_in_thread, fixture_process
+from idempo_tests.servers import fixture_process, free_port, gunicorn, uvicorn_in_loop, waitress_in_thread
 
 N = 200
 

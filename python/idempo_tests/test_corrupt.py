@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from werkzeug.test import Client as WerkzeugClient
-
 from idempo import RedisStore
 from idempo.wsgi import IdempotencyMiddleware
+from werkzeug.test import Client as WerkzeugClient
+
 from idempo_tests.conftest import env
 from idempo_tests.test_event_loop import redis_command
 

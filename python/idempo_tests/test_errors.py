@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from werkzeug.test import Client as WerkzeugClient
-
 from idempo import ConfigurationError, IdempoError, MemoryStore, PostgresStore, RedisStore, StoreUnavailableError
 from idempo.asgi import IdempotencyMiddleware as AsgiMiddleware
 from idempo.wsgi import IdempotencyMiddleware as WsgiMiddleware
+from werkzeug.test import Client as WerkzeugClient
+
 from idempo_tests.conftest import key
 from idempo_tests.servers import free_port, wait_for_port
 

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
 import pytest
-
 from idempo import PostgresStore, RedisStore
 from idempo._native import Engine, Lease
+
 from idempo_tests.conftest import env, key
 
 STALL = 0.6
@@ -71,10 +71,12 @@ async def test_loop_keeps_running_while_redis_is_paused() -> None:
 async def test_loop_keeps_running_while_postgres_is_locked() -> None:
     url = env("DATABASE_URL", "PostgreSQL")
     engine = Engine(PostgresStore(url))
-    psql = subprocess.run(["bash", "-c", "command -v psql || ls /usr/lib/postgresql/*/bin/psql | tail -n 1"], capture_output=True, text=True).stdout.strip()
+    # Blocking on purpose: a lookup before the loop is watched, and the locker runs beside it.
+    which = ["bash", "-c", "command -v psql || ls /usr/lib/postgresql/*/bin/psql | tail -n 1"]
+    psql = subprocess.run(which, capture_output=True, text=True).stdout.strip()  # noqa: ASYNC221
     # One session: the lock is held from the moment psql prints `locked` until the sleep ends.
     steps = ["BEGIN", "LOCK TABLE idempo_records IN ACCESS EXCLUSIVE MODE", "SELECT 'locked'", f"SELECT pg_sleep({STALL})", "COMMIT"]
-    locker = subprocess.Popen([psql, url, "-q", "-A", "-t", *(a for step in steps for a in ("-c", step))], stdout=subprocess.PIPE, text=True)
+    locker = subprocess.Popen([psql, url, "-q", "-A", "-t", *(a for step in steps for a in ("-c", step))], stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220
     try:
         # A loaded machine can take a while to start psql: wait for the lock, not a guess.
         assert locker.stdout is not None

@@ -1,6 +1,6 @@
 """The fixture apps registered in tests/fixtures/apps.json start from the repository root
-with their command, configured only by the DESIGN.md §6 variables, and answer the §6
-endpoints."""
+with their command, configured only by the fixture variables, and answer the endpoints of
+tests/fixtures/README.md."""
 
 from __future__ import annotations
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 import time
 
-from werkzeug.test import Client as WerkzeugClient
-
 from idempo import MemoryStore
 from idempo._native import _refresh_log_level
 from idempo.wsgi import IdempotencyMiddleware
+from werkzeug.test import Client as WerkzeugClient
 
 
 class Collect(logging.Handler):

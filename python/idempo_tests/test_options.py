@@ -9,15 +9,15 @@ import logging
 from typing import Any
 
 import httpx
-import pytest
-from werkzeug.test import Client as WerkzeugClient
-
 import idempo
+import pytest
 from idempo import COUNTERS, ConfigurationError, MemoryStore
 from idempo._native import defaults
 from idempo._options import Configured
 from idempo.asgi import IdempotencyMiddleware as AsgiMiddleware
 from idempo.wsgi import IdempotencyMiddleware as WsgiMiddleware
+from werkzeug.test import Client as WerkzeugClient
+
 from idempo_tests.conftest import key
 
 # Python's own arguments, which are not engine options.
@@ -164,6 +164,5 @@ async def test_b19_stats_count_what_python_sees() -> None:
         await client.post("/", content=b"x", headers={"Idempotency-Key": '"bad'})
         await client.post("/", content=b"0123456789", headers={"Idempotency-Key": key()})
     stats = mw.stats()
-    assert {n: stats[n] for n in ("bypassed", "executed", "replayed", "mismatches", "invalid", "too_large")} == dict(
-        bypassed=1, executed=1, replayed=1, mismatches=1, invalid=1, too_large=1
-    )
+    counted = {n: stats[n] for n in ("bypassed", "executed", "replayed", "mismatches", "invalid", "too_large")}
+    assert counted == {"bypassed": 1, "executed": 1, "replayed": 1, "mismatches": 1, "invalid": 1, "too_large": 1}

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+from idempo import MemoryStore
+from idempo.asgi import IdempotencyMiddleware as AsgiMiddleware
+from idempo.wsgi import IdempotencyMiddleware as WsgiMiddleware
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from idempo import MemoryStore
-from idempo.asgi import IdempotencyMiddleware as AsgiMiddleware
-from idempo.wsgi import IdempotencyMiddleware as WsgiMiddleware
 from idempo_tests.conftest import key
 from idempo_tests.servers import uvicorn_in_loop, waitress_in_thread
 

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-
 from idempo import MemoryStore
 from idempo.wsgi import IdempotencyMiddleware
+
 from idempo_tests.conftest import key
 from idempo_tests.servers import werkzeug_in_thread
 

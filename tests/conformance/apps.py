@@ -53,7 +53,7 @@ STORE_ENV = {"memory": lambda: "memory", "redis": lambda: os.environ["REDIS_URL"
 
 
 def start(command: list[str], store: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    """Start an app on a free port with only the §6 variables (plus `extra`). Its stderr
+    """Start an app on a free port with only the fixture variables (tests/fixtures/README.md; plus `extra`). Its stderr
     goes to a file (`log_of`), never to a pipe nobody drains."""
     port = free_port()
     env = {**os.environ, "PORT": str(port), "IDEMPO_STORE": STORE_ENV[store](), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "5000"}

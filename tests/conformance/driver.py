@@ -178,7 +178,7 @@ async def main() -> int:
         print()
         where = on if on is not None else durable
         for store in where:
-            async def outcome(app: str) -> str | None:
+            async def outcome(app: str, store: str = store) -> str | None:
                 try:
                     return await runner(app, apps[app]["command"], store)
                 except Failure as e:

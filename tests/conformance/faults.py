@@ -103,7 +103,7 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
     try:
         with shared_counter() as env:
             async with serving(command, store, {**env, "IDEMPO_STORE": proxy.url}) as (_, base), client() as http:
-                post = lambda path, key: http.post(base + path, content=b"b", headers={"Idempotency-Key": key})  # noqa: E731
+                post = lambda path, key: http.post(base + path, content=b"b", headers={"Idempotency-Key": key})
                 await http.post(base + "/reset")
                 if (await post("/echo", f"warm-{uuid.uuid4().hex}")).status_code != 201:
                     return "the app did not work with the store up"
@@ -135,7 +135,7 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
                 first = await running
                 if first.status_code != 200:
                     return f"the client did not get its response: {first.status_code} {first.text[:80]!r}"
-                send = lambda: post("/slow?ms=1000", key)  # noqa: E731
+                send = lambda: post("/slow?ms=1000", key)
                 # A 503 with Retry-After while the app reconnects says "try again", as a 409 does.
                 retry = await past_409(send, await send(), 15, also=(503,))
                 if retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
@@ -172,7 +172,7 @@ async def run_killed(app: str, command: list[str], store: str) -> str | None:
                 except httpx.HTTPError:
                     pass
             async with serving(command, store, extra) as (_, base):
-                send = lambda: http.post(base + path, content=b"once", headers=headers)  # noqa: E731
+                send = lambda: http.post(base + path, content=b"once", headers=headers)
                 retry = await send()
                 if time.monotonic() - claimed_at < lease_ms / 1000 - 0.5 and retry.status_code != 409:
                     return f"a retry while the dead holder's lease lived got {retry.status_code}, not 409"
@@ -196,7 +196,7 @@ async def run_fail_open(app: str, command: list[str], store: str) -> str | None:
         with shared_counter() as env:
             extra = {**env, "IDEMPO_STORE": proxy.url, "IDEMPO_ON_STORE_ERROR": "fail_open"}
             async with serving(command, store, extra) as (proc, base), client() as http:
-                post = lambda key: http.post(base + "/echo", content=b"open", headers={"Idempotency-Key": key})  # noqa: E731
+                post = lambda key: http.post(base + "/echo", content=b"open", headers={"Idempotency-Key": key})
                 await http.post(base + "/reset")
                 if (await post(f"warm-{uuid.uuid4().hex}")).status_code != 201:
                     return "the app did not work with the store up"
@@ -229,34 +229,37 @@ async def run_takeover(app: str, command: list[str], store: str) -> str | None:
     headers = {"Idempotency-Key": f"takeover-{uuid.uuid4().hex}"}
     with shared_counter() as env:
         extra = {**env, "IDEMPO_LEASE_TTL_MS": str(lease_ms)}
-        async with serving(command, store, extra) as (a, base_a), serving(command, store, extra) as (_, base_b):
-            async with client(timeout=60) as http:
-                post = lambda base: http.post(base + path, content=b"t", headers=headers)  # noqa: E731
-                await http.post(base_b + "/reset")
-                stale = asyncio.create_task(post(base_a))
-                if not await until_count(http, base_b, 1):
-                    return "A's handler never started"
-                signal_tree(a.pid, signal.SIGSTOP)
-                try:
-                    await asyncio.sleep(lease_ms / 1000 + 1.0)
-                    owner = asyncio.create_task(post(base_b))
-                    if not await until_count(http, base_b, 2, seconds=5):
-                        early = await owner if owner.done() else None
-                        return f"B did not take over the expired lease ({early.status_code if early else 'no answer'})"
-                    await asyncio.sleep(0.3)
-                finally:
-                    signal_tree(a.pid, signal.SIGCONT)
-                stale_answer, owner_answer = await stale, await owner
-                if stale_answer.status_code != 200 or stale_answer.text != "execution:1":
-                    return f"A's client got {stale_answer.status_code} {stale_answer.text[:60]!r}, not its own response"
-                if owner_answer.status_code != 200 or owner_answer.text != "execution:2":
-                    return f"B's client got {owner_answer.status_code} {owner_answer.text[:60]!r}"
-                for base in (base_a, base_b):
-                    retry = await post(base)
-                    if retry.headers.get("idempotency-replayed") != "true" or retry.text != "execution:2":
-                        return f"a retry got {retry.status_code} {retry.text[:60]!r}, not B's response replayed"
-                if (count := await counter(http, base_b)) != 2:
-                    return f"the handler ran {count} times"
+        async with (
+            serving(command, store, extra) as (a, base_a),
+            serving(command, store, extra) as (_, base_b),
+            client(timeout=60) as http,
+        ):
+            post = lambda base: http.post(base + path, content=b"t", headers=headers)
+            await http.post(base_b + "/reset")
+            stale = asyncio.create_task(post(base_a))
+            if not await until_count(http, base_b, 1):
+                return "A's handler never started"
+            signal_tree(a.pid, signal.SIGSTOP)
+            try:
+                await asyncio.sleep(lease_ms / 1000 + 1.0)
+                owner = asyncio.create_task(post(base_b))
+                if not await until_count(http, base_b, 2, seconds=5):
+                    early = await owner if owner.done() else None
+                    return f"B did not take over the expired lease ({early.status_code if early else 'no answer'})"
+                await asyncio.sleep(0.3)
+            finally:
+                signal_tree(a.pid, signal.SIGCONT)
+            stale_answer, owner_answer = await stale, await owner
+            if stale_answer.status_code != 200 or stale_answer.text != "execution:1":
+                return f"A's client got {stale_answer.status_code} {stale_answer.text[:60]!r}, not its own response"
+            if owner_answer.status_code != 200 or owner_answer.text != "execution:2":
+                return f"B's client got {owner_answer.status_code} {owner_answer.text[:60]!r}"
+            for base in (base_a, base_b):
+                retry = await post(base)
+                if retry.headers.get("idempotency-replayed") != "true" or retry.text != "execution:2":
+                    return f"a retry got {retry.status_code} {retry.text[:60]!r}, not B's response replayed"
+            if (count := await counter(http, base_b)) != 2:
+                return f"the handler ran {count} times"
     return None
 
 
@@ -291,7 +294,7 @@ async def run_disconnect(app: str, command: list[str], store: str) -> str | None
                     return f"{what}: the handler never started"
                 sock.close()
                 gone_at = time.monotonic()
-                send = lambda: http.post(base + path, content=b"d", headers={"Idempotency-Key": key})  # noqa: E731
+                send = lambda path=path, key=key: http.post(base + path, content=b"d", headers={"Idempotency-Key": key})
                 retry = await past_409(send, await send(), handler_ms / 1000 + 5)
                 if retry.status_code == 409:
                     return f"{what}: the key was still in flight {time.monotonic() - gone_at:.1f} s after the client left"
