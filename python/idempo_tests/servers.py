@@ -73,13 +73,8 @@ def waitress_in_thread(app: Any, threads: int = 16) -> Iterator[str]:
 
 
 @contextmanager
-def werkzeug_in_thread(app: Any) -> Iterator[str]:
-    """Serve a WSGI app with werkzeug's own server (threaded) in a thread. It hands the app
-    what the client sent, a Content-Length of -1 included, which production servers refuse
-    themselves."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def in_thread(server: Any) -> Iterator[str]:
+    """Run a `socketserver`-style server (serve_forever, shutdown) in a thread."""
     # A short poll, so that shutting it down takes milliseconds, not half a second.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
@@ -88,6 +83,26 @@ def werkzeug_in_thread(app: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+def werkzeug_in_thread(app: Any) -> Any:
+    """Serve a WSGI app with werkzeug's own server (threaded) in a thread. It hands the app
+    what the client sent, a Content-Length of -1 included, which production servers refuse
+    themselves."""
+    from werkzeug.serving import make_server
+
+    return in_thread(make_server("127.0.0.1", 0, app, threaded=True))
+
+
+def wsgiref_in_thread(app: Any) -> Any:
+    """Serve a WSGI app with the standard library's wsgiref server in a thread."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return in_thread(make_server("127.0.0.1", 0, app, handler_class=Quiet))
 
 
 @contextmanager

@@ -106,64 +106,64 @@ def test_wsgi_exception_propagates_and_releases_the_key() -> None:
     assert runs == 2
 
 
-def test_wsgi_iterables_are_always_closed_and_an_early_close_releases() -> None:
-    closed: list[bool] = []
-    runs = 0
+class ClosingApp:
+    """A WSGI app whose response iterable yields `chunks` and counts its `close()`."""
 
-    class Body:
-        def __iter__(self) -> Iterator[bytes]:
-            yield b"one"
-            yield b"two"
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+        self.runs = 0
+        self.closed = 0
 
-        def close(self) -> None:
-            closed.append(True)
-
-    def app(environ: dict[str, Any], start_response: Any) -> Body:
-        nonlocal runs
-        runs += 1
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.runs += 1
         start_response("200 OK", [("Content-Type", "text/plain")])
+        app = self
+
+        class Body:
+            def __iter__(self) -> Iterator[bytes]:
+                yield from app.chunks
+
+            def close(self) -> None:
+                app.closed += 1
+
         return Body()
 
+
+def keyed_environ() -> dict[str, Any]:
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": "/pay", "HTTP_IDEMPOTENCY_KEY": key(), "wsgi.input": None}
+
+
+def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    pass
+
+
+def test_wsgi_iterables_are_always_closed_and_an_early_close_releases() -> None:
+    app = ClosingApp(b"one", b"two")
     mw = WsgiMiddleware(app, store=MemoryStore())
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/pay", "HTTP_IDEMPOTENCY_KEY": "k-close", "wsgi.input": None}
-    it = iter(mw(dict(environ), lambda s, h, e=None: None))
+    environ = keyed_environ()
+    it = iter(mw(dict(environ), start_response))
     assert next(it) == b"one"
     it.close()  # type: ignore[attr-defined]  # the server gives up: the client went away
-    assert closed == [True]
-    response = mw(dict(environ), lambda s, h, e=None: None)
+    assert app.closed == 1
+    response = mw(dict(environ), start_response)
     full = list(response)
     response.close()  # type: ignore[attr-defined]  # as every PEP 3333 server does
-    assert full == [b"one", b"two"] and runs == 2, "the early close released the key"
-    assert closed == [True, True]
-    replay = list(mw(dict(environ), lambda s, h, e=None: None))
-    assert replay == [b"onetwo"] and runs == 2
+    assert full == [b"one", b"two"] and app.runs == 2, "the early close released the key"
+    assert app.closed == 2
+    replay = list(mw(dict(environ), start_response))
+    assert replay == [b"onetwo"] and app.runs == 2
 
 
 def test_wsgi_a_response_closed_before_its_first_chunk_closes_the_app_iterable() -> None:
     """A server that gives up before iterating (the client left while the app was working)
     still closes the app's iterable, and the key is released for the retry."""
-    closed: list[str] = []
-    runs = 0
-
-    class Body:
-        def __iter__(self) -> Iterator[bytes]:
-            yield b"never sent"
-
-        def close(self) -> None:
-            closed.append("closed")
-
-    def app(environ: dict[str, Any], start_response: Any) -> Body:
-        nonlocal runs
-        runs += 1
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return Body()
-
+    app = ClosingApp(b"never sent")
     mw = WsgiMiddleware(app, store=MemoryStore())
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/pay", "HTTP_IDEMPOTENCY_KEY": key(), "wsgi.input": None}
-    mw(dict(environ), lambda s, h, e=None: None).close()  # type: ignore[attr-defined]
-    assert closed == ["closed"], "the app's iterable was closed"
-    retry = mw(dict(environ), lambda s, h, e=None: None)
-    assert list(retry) == [b"never sent"] and runs == 2, "the key was released: the retry ran the app"
+    environ = keyed_environ()
+    mw(dict(environ), start_response).close()  # type: ignore[attr-defined]
+    assert app.closed == 1, "the app's iterable was closed"
+    retry = mw(dict(environ), start_response)
+    assert list(retry) == [b"never sent"] and app.runs == 2, "the key was released: the retry ran the app"
 
 
 async def test_asgi_exception_propagates_and_releases_the_key() -> None:

@@ -5,9 +5,6 @@ not a number, or none at all, never makes the middleware read past max_request_b
 from __future__ import annotations
 
 import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,7 +12,7 @@ from idempo import MemoryStore
 from idempo.wsgi import IdempotencyMiddleware
 
 from idempo_tests.conftest import key
-from idempo_tests.servers import werkzeug_in_thread
+from idempo_tests.servers import werkzeug_in_thread, wsgiref_in_thread
 
 LIMIT = 1024
 
@@ -33,24 +30,6 @@ class App:
         self.read.append(len(body))
         start_response("201 Created", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))])
         return [body]
-
-
-@contextmanager
-def wsgiref_in_thread(app: Any) -> Iterator[str]:
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 SERVERS = {"werkzeug": werkzeug_in_thread, "wsgiref": wsgiref_in_thread}

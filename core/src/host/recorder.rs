@@ -15,6 +15,8 @@ use crate::record::Record;
 pub struct Recorder {
     lease: Option<Lease>,
     head: Option<Head>,
+    /// Whether a chunk of the body has gone out (the head can no longer change).
+    sent: bool,
 }
 
 #[derive(Debug)]
@@ -39,7 +41,7 @@ impl std::error::Error for InvalidStatus {}
 
 impl Recorder {
     pub fn new(lease: Lease) -> Recorder {
-        Recorder { lease: Some(lease), head: None }
+        Recorder { lease: Some(lease), head: None, sent: false }
     }
 
     /// Whether the key is still held: the response has not ended.
@@ -55,7 +57,8 @@ impl Recorder {
     /// The response head, as a binding holds it: header names and values as bytes (a pair
     /// HTTP cannot carry is not one to replay and is left out). `verdict` is what the host
     /// language's own `store_status` function answered, if it has one (`Err`: it failed).
-    /// Only the first head counts.
+    /// A head given again before any of the body replaces the first (WSGI's
+    /// `start_response` with `exc_info`); after it, it is ignored.
     pub fn start_raw<N: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         status: u32,
@@ -64,7 +67,7 @@ impl Recorder {
     ) -> Result<(), InvalidStatus> {
         let code = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok());
         let status = code.ok_or(InvalidStatus(status))?;
-        let Some(lease) = self.lease.as_ref().filter(|_| self.head.is_none()) else { return Ok(()) };
+        let Some(lease) = self.lease.as_ref().filter(|_| !self.sent) else { return Ok(()) };
         let shared = lease.shared();
         let mut kept = Vec::new();
         let mut length = None;
@@ -86,7 +89,7 @@ impl Recorder {
 
     /// The response head, as the tower layer holds it.
     pub fn start(&mut self, status: StatusCode, headers: &HeaderMap, content_length: Option<u64>) {
-        if let Some(lease) = self.lease.as_ref().filter(|_| self.head.is_none()) {
+        if let Some(lease) = self.lease.as_ref().filter(|_| !self.sent) {
             let kept = lease.shared().replayable_headers(headers);
             self.begin(status, kept, content_length, None);
         }
@@ -114,6 +117,7 @@ impl Recorder {
 
     /// A chunk of the body, as it goes to the client.
     pub fn push(&mut self, chunk: &[u8]) {
+        self.sent = true;
         if let Some(Head { capture: Some(capture), .. }) = &mut self.head {
             capture.push(chunk);
         }
@@ -233,6 +237,20 @@ mod tests {
         let links: Vec<_> = res.headers().get_all("link").iter().collect();
         assert_eq!(links, ["<a>", "<b>"]);
         assert!(res.headers().get("set-cookie").is_none() && res.headers().get("etag").is_none());
+    }
+
+    #[tokio::test]
+    async fn b11_a_head_given_again_before_the_body_replaces_the_first() {
+        let idem = idem();
+        let mut rec = claimed(&idem, "again").await;
+        rec.start_raw(200, [("etag", "\"a\"")], None).unwrap();
+        rec.start_raw(404, [("etag", "\"b\"")], None).unwrap(); // WSGI start_response with exc_info
+        rec.push(b"gone");
+        rec.start_raw(500, [("etag", "\"c\"")], None).unwrap(); // too late: ignored
+        rec.finish().unwrap().await;
+        let res = replay(&idem, "again").await;
+        assert_eq!((res.status().as_u16(), &res.body()[..]), (404, &b"gone"[..]));
+        assert_eq!(res.headers()["etag"], "\"b\"");
     }
 
     #[tokio::test]
