@@ -13,9 +13,9 @@ const { idempotency } = require('../express')
 
 test('unset options are the core defaults, read back in milliseconds', async () => {
   const mw = idempotency()
+  // The core's table, read through the binding (the values themselves are the core's to test).
   assert.deepEqual(mw.options(), defaults())
-  assert.equal(defaults().leaseTtl, 60000)
-  assert.equal(defaults().maxRequestBody, 1 << 20)
+  for (const name of ['leaseTtl', 'ttl', 'maxRequestBody', 'methods']) assert.ok(name in defaults(), name)
   const app = Fastify()
   await app.register(require('../fastify'))
   assert.deepEqual(app.idempotency.options(), defaults())

@@ -34,9 +34,10 @@ def test_the_signature_names_exactly_the_core_options() -> None:
 
 @pytest.mark.parametrize("middleware", [AsgiMiddleware, WsgiMiddleware])
 def test_unset_options_are_the_core_defaults(middleware: Any) -> None:
-    # The core's table, read through the binding: a default stated in Python would differ.
+    # The core's table, read through the binding: a default stated in Python would differ
+    # (the values themselves are the core's to test).
     assert middleware(None).options() == defaults()
-    assert defaults()["lease_ttl"] == 60 and defaults()["max_request_body"] == 1 << 20
+    assert set(defaults()) >= {"lease_ttl", "ttl", "max_request_body", "methods"}
 
 
 @pytest.mark.parametrize("middleware", [AsgiMiddleware, WsgiMiddleware])
