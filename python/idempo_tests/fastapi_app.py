@@ -4,13 +4,12 @@ added by ``app.add_middleware`` the way FastAPI users do."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 from asgi_app import outside
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from fixture_common import HEADERS, Counter
+from fixture_common import HEADERS, Counter, chunks, events
 from idempo.asgi import IdempotencyMiddleware
 
 
@@ -51,23 +50,11 @@ def create_app(store: Any, counter: Counter, **options: Any) -> Any:
     @app.post("/large")
     async def large(bytes: int = 0) -> Response:
         counter.hit()
-        total = bytes
-
-        async def chunks() -> AsyncIterator[bytes]:
-            for start in range(0, total, 16384):
-                yield b"x" * min(16384, total - start)
-
-        return StreamingResponse(chunks(), media_type="application/octet-stream")
+        return StreamingResponse(chunks(bytes), media_type="application/octet-stream")
 
     @app.post("/stream")
     async def stream() -> Response:
         counter.hit()
-
-        async def events() -> AsyncIterator[bytes]:
-            for i in range(5):
-                await asyncio.sleep(0.02)
-                yield f"data: event {i}\n\n".encode()
-
         return StreamingResponse(events(), media_type="text/event-stream")
 
     @app.post("/headers")
