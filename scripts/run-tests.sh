@@ -12,7 +12,7 @@ read -r passed failed < <(awk '
   /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
   /^[0-9]+ (passed|failed)/ || /^=+ .*(passed|failed).* =+$/ || /^[0-9]+ passed,/ {
     for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed,?$/) p += $(i-1); if ($(i) ~ /^failed,?$/) f += $(i-1); if ($(i) ~ /^errors?,?$/) f += $(i-1) } }
-  /^conformance: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+  /^conformance: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
   /^# pass [0-9]+$/ { p += $3 }
   /^# fail [0-9]+$/ { f += $3 }
   END { print p+0, f+0 }' "$log")

@@ -48,7 +48,9 @@ async def begin_with_new_key(engine: Engine) -> object:
     assert isinstance(decided, asyncio.Future), "a networked store answers through an asyncio future"
     result = await decided
     assert isinstance(result, Lease)
-    result.release()
+    released = result.release(asyncio.get_running_loop())
+    if released is not None:
+        await released
     return result
 
 
