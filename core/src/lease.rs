@@ -1,9 +1,12 @@
 //! The lease: ownership of a claimed key while the handler runs (B10, B11, B17).
 //!
 //! A `Lease` holds the fencing token and a background task renewing the claim every
-//! `lease_ttl / 3`, for at most `max_lease`. Completing, releasing or dropping it stops the
-//! renewal; dropping it without completing (a panic, a cancelled request) releases the key
-//! so a retry runs again.
+//! `lease_ttl / 3`, for at most `max_lease`. Releasing it stops the renewal at once;
+//! completing it keeps renewing until the record has landed (B17), so a lease shorter
+//! than a store hiccup cannot expire under a completion on its way. A lease dropped
+//! without either (a handler that never finished its response) keeps its claim: the
+//! handler's side effect may have happened, so a retry must not run it again. Renewal goes
+//! on until `max_lease`, and then the key is released, with a warning.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,11 +35,22 @@ pub struct Lease {
     id: RecordId,
     token: Token,
     key: String,
-    /// Set once the lease is known to be taken over, so it is counted once.
-    lost: Arc<AtomicBool>,
+    state: Arc<State>,
     renewer: Option<JoinHandle<()>>,
     runtime: Option<Handle>,
     finished: bool,
+}
+
+/// What the lease and its renewal task share.
+#[derive(Default)]
+struct State {
+    /// Set once the lease is known to be taken over, so it is counted once.
+    lost: AtomicBool,
+    /// Set once the record is on its way: a renewal refused then is left to the completion
+    /// to judge (refused too if the lease was taken over; if not, the claim was completed).
+    completing: AtomicBool,
+    /// Set when the lease was dropped unfinished: released at `max_lease`.
+    abandoned: AtomicBool,
 }
 
 impl std::fmt::Debug for Lease {
@@ -48,15 +62,15 @@ impl std::fmt::Debug for Lease {
 impl Lease {
     pub(crate) fn start(shared: Arc<Shared>, id: RecordId, token: Token, key: String) -> Lease {
         let runtime = Handle::try_current().ok();
-        let lost = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(State::default());
         let renewer = runtime.as_ref().and_then(|rt| {
             let cfg = &shared.config;
             // Renew only while the claim stays within max_lease; with max_lease equal to
             // lease_ttl no renewal happens at all.
             (cfg.max_lease > cfg.lease_ttl)
-                .then(|| rt.spawn(renew(shared.clone(), id, token, key.clone(), lost.clone())))
+                .then(|| rt.spawn(renew(shared.clone(), id, token, key.clone(), state.clone())))
         });
-        Lease { shared, id, token, key, lost, renewer, runtime, finished: false }
+        Lease { shared, id, token, key, state, renewer, runtime, finished: false }
     }
 
     /// The fencing token of this claim.
@@ -92,11 +106,20 @@ impl Lease {
     /// either way.
     pub(crate) async fn store(mut self, record: Record) {
         let e = self.shared.clone();
-        self.finish();
+        self.finished = true;
+        self.state.completing.store(true, Ordering::Relaxed);
         if record.body.is_none() {
             Stats::inc(&e.stats.omitted);
         }
-        let job = persist(e, self.id, self.token, record, self.key.clone(), self.lost.clone());
+        // Renewal goes on until the record has landed or persisting gave up (B17).
+        let renewer = self.renewer.take();
+        let persisted = persist(e, self.id, self.token, record, self.key.clone(), self.state.clone());
+        let job = async move {
+            persisted.await;
+            if let Some(renewer) = renewer {
+                renewer.abort();
+            }
+        };
         // A store that answers without I/O (memory) is done on the first poll: no task.
         let Now::Later(job) = now_or_later(job) else { return };
         match &self.runtime {
@@ -111,7 +134,17 @@ impl Lease {
     /// Give the key up so that a retry runs the handler again (B11: 5xx, error, panic).
     pub async fn release(mut self) {
         self.finish();
-        release(self.shared.clone(), self.id, self.token, self.key.clone(), self.lost.clone()).await;
+        release(self.shared.clone(), self.id, self.token, self.key.clone(), self.state.clone()).await;
+    }
+
+    /// Give the key up in the background, for callers that cannot wait (a poll function).
+    pub fn release_in_background(mut self) {
+        self.finish();
+        let job = release(self.shared.clone(), self.id, self.token, std::mem::take(&mut self.key), self.state.clone());
+        // Without a runtime (it is shutting down) the claim simply expires after lease_ttl.
+        if let Some(rt) = &self.runtime {
+            rt.spawn(job);
+        }
     }
 }
 
@@ -120,37 +153,41 @@ impl Drop for Lease {
         if self.finished {
             return;
         }
-        self.finish();
-        tracing::debug!(target: "idempo", outcome = "released", key = %self.key, "lease dropped before completion");
-        let job = release(self.shared.clone(), self.id, self.token, std::mem::take(&mut self.key), self.lost.clone());
-        // Without a runtime (it is shutting down) the claim simply expires after lease_ttl.
-        if let Some(rt) = &self.runtime {
-            rt.spawn(job);
-        }
+        // Neither completed nor released: the handler may have done its work, so the claim
+        // is kept (the renewal task goes on) and released at max_lease.
+        self.state.abandoned.store(true, Ordering::Relaxed);
+        tracing::debug!(target: "idempo", key = %self.key,
+            "the response never finished: the claim is kept until max_lease, then released");
     }
 }
 
-fn lease_lost(e: &Shared, lost: &AtomicBool, key: &str, during: &str) {
-    if !lost.swap(true, Ordering::Relaxed) {
+fn lease_lost(e: &Shared, state: &State, key: &str, during: &str) {
+    if !state.lost.swap(true, Ordering::Relaxed) {
         Stats::inc(&e.stats.lease_lost);
         tracing::warn!(target: "idempo", outcome = "lease-lost", key, during,
             "the lease on this key expired and was taken over; this holder's {during} was refused");
     }
 }
 
-async fn renew(e: Arc<Shared>, id: RecordId, token: Token, key: String, lost: Arc<AtomicBool>) {
+async fn renew(e: Arc<Shared>, id: RecordId, token: Token, key: String, state: Arc<State>) {
     let cfg = &e.config;
     let started = Instant::now();
     let period = cfg.lease_ttl / 3;
     loop {
         tokio::time::sleep(period).await;
         if started.elapsed() + cfg.lease_ttl > cfg.max_lease {
+            if state.abandoned.load(Ordering::Relaxed) {
+                tracing::warn!(target: "idempo", key,
+                    "the response never finished: the key is released at max_lease, and a retry runs again");
+                return release(e.clone(), id, token, key, state).await;
+            }
             tracing::warn!(target: "idempo", key, "handler still running at max_lease: the claim is no longer renewed");
             return;
         }
         match e.store.renew(&id, token, cfg.lease_ttl).await {
             Ok(Renewal::Renewed) => {}
-            Ok(Renewal::LeaseLost) => return lease_lost(&e, &lost, &key, "renewal"),
+            Ok(Renewal::LeaseLost) if state.completing.load(Ordering::Relaxed) => return,
+            Ok(Renewal::LeaseLost) => return lease_lost(&e, &state, &key, "renewal"),
             Err(err) => {
                 Stats::inc(&e.stats.store_errors);
                 tracing::warn!(target: "idempo", key, error = %err, "could not renew the claim; retrying");
@@ -159,10 +196,10 @@ async fn renew(e: Arc<Shared>, id: RecordId, token: Token, key: String, lost: Ar
     }
 }
 
-async fn release(e: Arc<Shared>, id: RecordId, token: Token, key: String, lost: Arc<AtomicBool>) {
+async fn release(e: Arc<Shared>, id: RecordId, token: Token, key: String, state: Arc<State>) {
     match e.store.release(&id, token).await {
         Ok(Release::Released) => tracing::debug!(target: "idempo", outcome = "released", key),
-        Ok(Release::LeaseLost) => lease_lost(&e, &lost, &key, "release"),
+        Ok(Release::LeaseLost) => lease_lost(&e, &state, &key, "release"),
         Err(err) => {
             Stats::inc(&e.stats.store_errors);
             tracing::warn!(target: "idempo", key, error = %err, "could not release the claim; it expires after lease_ttl");
@@ -170,7 +207,7 @@ async fn release(e: Arc<Shared>, id: RecordId, token: Token, key: String, lost: 
     }
 }
 
-async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, key: String, lost: Arc<AtomicBool>) {
+async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, key: String, state: Arc<State>) {
     let deadline = Instant::now() + e.config.persist_timeout;
     let mut backoff = Duration::from_millis(50);
     let mut failures = 0u32;
@@ -183,7 +220,7 @@ async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, key
                 }
                 return;
             }
-            Ok(Ok(Completion::LeaseLost)) => return lease_lost(&e, &lost, &key, "completion"),
+            Ok(Ok(Completion::LeaseLost)) => return lease_lost(&e, &state, &key, "completion"),
             Ok(Err(err)) => err.to_string(),
             Err(_) => "timed out".to_owned(),
         };

@@ -89,6 +89,7 @@ pub async fn store_contract(store: Arc<dyn Store>) {
     records_round_trip(&*store).await;
     renew_extends_the_lease(&*store).await;
     expired_lease_is_taken_over(&*store).await;
+    expired_lease_nobody_took_is_still_held(&*store).await;
     completed_entries_expire(&*store).await;
     concurrent_claims(store.clone(), 200).await;
     tokens_are_unique(&*store).await;
@@ -203,11 +204,27 @@ pub async fn expired_lease_is_taken_over(store: &dyn Store) {
     let record = sample_record(b"fresh");
     assert_eq!(store.complete(&id, new, &record, LONG).await.unwrap(), Completion::Stored);
     expect_completed(store, &id, &fingerprint(11), &record).await;
-    // An expired lease with nobody taking over is fenced too.
+}
+
+/// An expired lease that nobody took over is still its holder's: a completion held up by
+/// a store outage longer than the lease still lands (B17), and renewal revives the claim.
+pub async fn expired_lease_nobody_took_is_still_held(store: &dyn Store) {
     let id = random_id();
     let token = claimed(store, &id, &fingerprint(12), SHORT).await;
     tokio::time::sleep(SHORT + SHORT / 2).await;
-    assert_eq!(store.complete(&id, token, &sample_record(b"late"), LONG).await.unwrap(), Completion::LeaseLost);
+    let record = sample_record(b"late");
+    assert_eq!(store.complete(&id, token, &record, LONG).await.unwrap(), Completion::Stored);
+    expect_completed(store, &id, &fingerprint(12), &record).await;
+    let id = random_id();
+    let token = claimed(store, &id, &fingerprint(13), SHORT).await;
+    tokio::time::sleep(SHORT + SHORT / 2).await;
+    assert_eq!(store.renew(&id, token, LONG).await.unwrap(), Renewal::Renewed);
+    expect_in_flight(store, &id, &fingerprint(13), LONG).await;
+    let id = random_id();
+    let token = claimed(store, &id, &fingerprint(14), SHORT).await;
+    tokio::time::sleep(SHORT + SHORT / 2).await;
+    assert_eq!(store.release(&id, token).await.unwrap(), Release::Released);
+    assert!(matches!(store.claim(&id, &fingerprint(15), LONG).await, Ok(Claim::Claimed { .. })));
 }
 
 /// A completed record is gone after its ttl.

@@ -52,8 +52,11 @@ impl Model {
         self.entries.get(&id).filter(|(_, exp)| *exp > now).map(|(s, _)| s)
     }
 
+    /// A claim is its holder's until a new claim takes it, even past its lease, for
+    /// `LATE_COMPLETION` (the holder may still finish it).
     fn held(&self, id: u8, token: Token, now: Instant) -> bool {
-        matches!(self.live(id, now), Some(ModelState::InFlight { token: t, .. }) if *t == token)
+        matches!(self.entries.get(&id), Some((ModelState::InFlight { token: t, .. }, exp))
+            if *t == token && *exp + idempo::store::LATE_COMPLETION > now)
     }
 }
 

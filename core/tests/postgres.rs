@@ -106,18 +106,25 @@ async fn sweep_deletes_expired_rows_in_batches() {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap(); // idempotent
     let fp = idempo::testing::fingerprint(1);
+    let record = idempo::testing::sample_record(b"r");
     for _ in 0..25 {
-        store.claim(&idempo::testing::random_id(), &fp, Duration::from_millis(1)).await.unwrap();
+        let id = idempo::testing::random_id();
+        let Ok(idempo::Claim::Claimed { token }) = store.claim(&id, &fp, Duration::from_secs(60)).await else {
+            panic!("a fresh id is claimed")
+        };
+        store.complete(&id, token, &record, Duration::from_millis(1)).await.unwrap();
     }
     let live = idempo::testing::random_id();
     store.claim(&live, &fp, Duration::from_secs(60)).await.unwrap();
+    // An expired claim stays for its holder's late completion (LATE_COMPLETION).
+    store.claim(&idempo::testing::random_id(), &fp, Duration::from_millis(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(store.sweep(10).await.unwrap(), 25);
     let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM \"{table}\"")))
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(left, 1, "live claims are kept");
+    assert_eq!(left, 2, "claims are kept: live ones, and expired ones for their holder's late completion");
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
 }
 

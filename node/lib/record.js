@@ -2,7 +2,9 @@
 // Recording a response for a lease by wrapping the Node response object: writeHead,
 // write and end (the way expressjs/compression does), so streaming keeps working: every
 // chunk goes out as it is written, while the lease keeps a copy. Used by the Express
-// middleware and the Fastify plugin alike.
+// middleware and the Fastify plugin alike. A handler that never ends its response keeps
+// the key until maxLease (the lease's finalizer leaves it to the core's renewal).
+const { errorMonitor } = require('node:events')
 const { flatHeaders, toBuffer } = require('./engine')
 
 /** Record `res` in `lease`; `verdict(status)` is what the user's storeStatus says. */
@@ -62,15 +64,22 @@ function record (res, lease, verdict) {
     return end.apply(this, args)
   }
 
-  // The client went away. Before the response has started the handler is still at work
-  // (Node does not stop it): its res.end() completes the key, so a retry replays what it
-  // did rather than run it twice. A response already streaming can no longer complete
-  // (a piped stream is destroyed with it): release, as every integration does when a
-  // stream is cut. A handler that never ends its response leaves the lease to its
-  // finalizer, which releases the key when the lease object is collected.
-  res.on('close', () => {
-    if (lease.active && started) lease.release()
+  // The client went away (B11). That never gives the key back: the handler's work stands.
+  // Node does not stop it, so what it still writes is recorded and its res.end() stores
+  // the response, which a retry then replays.
+  let gone = false
+  res.on('close', () => { gone = lease.active })
+  // A stream piped into the response (Fastify's reply.send(stream), pipe, pipeline) is
+  // destroyed or unpiped once the client left, and can no longer end the response: it is
+  // stored without its body (B12). An error of that stream with the client still there is
+  // an error of the body: released, so a retry runs again.
+  const cut = () => { if (gone && lease.active) lease.complete(true) }
+  res.on('pipe', (src) => {
+    // errorMonitor: seen before the app's own handlers, and an error nobody handles still throws.
+    src.once(errorMonitor, () => { if (lease.active) gone ? lease.complete(true) : lease.release() })
+    src.once('close', cut)
   })
+  res.on('unpipe', cut)
 }
 
 module.exports = { record }

@@ -5,7 +5,8 @@
 For a covered request with a key, the body is buffered (up to ``max_request_body``) and
 replayed to the app unchanged; the response streams to the client message by message while
 the engine keeps a copy, which is stored before the last body message is sent, so a client
-retrying at once finds the replay. An exception in the app releases the key and propagates.
+retrying at once finds the replay. An exception in the app releases the key and propagates;
+a client that goes away never does (see ``_Recorder``).
 """
 
 from __future__ import annotations
@@ -124,28 +125,52 @@ async def _respond(send: Send, response: _Response) -> None:
 
 
 class _Recorder:
-    """Wraps ``send`` for one executed request: every message goes out as the app sends
-    it, while the lease (the engine's recorder) keeps a copy of the response."""
+    """Wraps ``send`` (and ``receive``) for one executed request: every message goes out as
+    the app sends it, while the lease (the engine's recorder) keeps a copy of the response.
 
-    __slots__ = ("lease", "loop", "middleware", "send")
+    How the response ends decides the key (B11): the last body message stores it; an
+    exception from the app releases it, so a retry runs again. A client that went away
+    (the app was told ``http.disconnect``, or the server's ``send`` failed) never releases:
+    a response the app still finishes is stored whole; one cut short (Starlette stops a
+    streaming body on disconnect) is stored without its body (B12), so the retry replays
+    its status and headers instead of running the app twice. Cancelled by the server, the
+    app may have done its work before: the key stays claimed until ``max_lease``."""
+
+    __slots__ = ("gone", "lease", "loop", "middleware", "receive", "send")
 
     def __init__(self, lease: Lease, send: Send, loop: asyncio.AbstractEventLoop, middleware: Configured[Any, Any]) -> None:
         self.lease = lease
         self.send = send
         self.loop = loop
         self.middleware = middleware
+        self.gone = False
 
     async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        self.receive = receive
         try:
-            await app(scope, receive, self.recording_send)
-        finally:
-            # An exception, a cancellation, or an app that returned without finishing its
-            # response: the response is not complete, so a retry must run again. The
-            # release lands before the error reaches the client.
+            await app(scope, self.watching_receive, self.recording_send)
+        except asyncio.CancelledError:
             if self.lease.active:
-                released = self.lease.release(self.loop)
-                if released is not None:
-                    await released
+                self.lease.complete(self.loop, omitted=True)  # lands in the background
+            raise
+        except BaseException:
+            await self.end(omitted=self.gone, fail=not self.gone)
+            raise
+        # Returned without finishing its response: cut short by the client's leaving, or
+        # the app's own fault (an error of its body, so the key is released).
+        await self.end(omitted=True, fail=not self.gone)
+
+    async def end(self, omitted: bool, fail: bool) -> None:
+        if self.lease.active:
+            done = self.lease.release(self.loop) if fail else self.lease.complete(self.loop, omitted)
+            if done is not None:
+                await done
+
+    async def watching_receive(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.gone = True
+        return message
 
     async def recording_send(self, message: Message) -> None:
         kind = message["type"]
@@ -160,4 +185,8 @@ class _Recorder:
         elif kind == "http.response.start":
             status = message["status"]
             self.lease.start(status, message.get("headers", ()), self.middleware.verdict(status))
-        await self.send(message)
+        try:
+            await self.send(message)
+        except OSError:
+            self.gone = True  # servers of ASGI 2.4 and later say so on send
+            raise

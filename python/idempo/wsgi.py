@@ -6,8 +6,9 @@ For a covered request with a key, the body is read (up to ``max_request_body``) 
 to the app as a fresh ``wsgi.input``; the response iterable is passed through chunk by
 chunk while the engine keeps a copy, stored once the last chunk is known (by
 Content-Length, or when the iterable ends). The app's iterable is always closed. An
-exception in the app releases the key and propagates. Store calls block the worker thread
-with the GIL released, so other threads keep running.
+exception in the app releases the key and propagates; a client that goes away never does
+(see ``_Recorded``). Store calls block the worker thread with the GIL released, so other
+threads keep running.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class IdempotencyMiddleware(Configured[WSGIApp, Environ]):
             return _refuse(environ, start_response, pending.too_large())
         except (OSError, ValueError) as e:
             return _respond(start_response, pending.unreadable(f"the request body could not be read: {e}"))
-        decided = pending.begin_blocking(body)
+        decided = pending.begin(body)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         if decided is None:  # the store failed and on_store_error is fail_open
@@ -131,7 +132,7 @@ def _run(middleware: IdempotencyMiddleware, lease: Lease, environ: Environ, star
     try:
         app_iter = middleware.app(environ, recording_start_response)
     except BaseException:
-        lease.release_blocking()
+        lease.release()
         raise
     recorded.wrap(app_iter)
     return recorded
@@ -140,8 +141,13 @@ def _run(middleware: IdempotencyMiddleware, lease: Lease, environ: Environ, star
 class _Recorded:
     """The app's response iterable, passed through chunk by chunk while the lease records
     it. A class rather than a generator, so that ``close()`` works even before iteration
-    starts (werkzeug's ``ClosingIterator`` does the same): a server that gives up on the
-    response first still closes the app's iterable, and the key is released."""
+    starts (werkzeug's ``ClosingIterator`` does the same).
+
+    How the response ends decides the key (B11): its last chunk stores it; an exception
+    from the app's iterable releases it, so a retry runs again. A server that stops early
+    (the client went away) still closes the iterable: the rest of the body is then read
+    for the record, up to ``max_response_body`` (past it the record is stored without its
+    body, B12), so the retry replays the one execution instead of running it again."""
 
     __slots__ = ("_app_iter", "_expected", "_iter", "_lease", "_sent")
 
@@ -169,25 +175,30 @@ class _Recorded:
             chunk = next(self._iter)
         except StopIteration:
             if lease.active:
-                lease.complete_blocking()
+                lease.complete()
             raise
         except BaseException:
             if lease.active:
-                lease.release_blocking()
+                lease.release()
             raise
         if chunk and lease.active:
             lease.push(chunk)
             self._sent += len(chunk)
             # The last chunk by Content-Length: store before the client has it all.
             if self._expected is not None and self._sent >= self._expected:
-                lease.complete_blocking()
+                lease.complete()
         return chunk
 
     def close(self) -> None:
         try:
-            # Closed before the end (the client went away): the response is incomplete.
+            # Closed before the end: the client went away, and the app's work stands. Read
+            # on while the copy is whole (or the head may still be to come: nothing sent).
+            while self._lease.active and (self._lease.capturing or self._sent == 0):
+                next(self)  # StopIteration completes; an exception releases and propagates
             if self._lease.active:
-                self._lease.release_blocking()
+                self._lease.complete(omitted=True)  # the copy is over the limit
+        except StopIteration:
+            pass
         finally:
             close = getattr(self._app_iter, "close", None)
             if close is not None:

@@ -137,7 +137,10 @@ def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = 
     pass
 
 
-def test_wsgi_iterables_are_always_closed_and_an_early_close_releases() -> None:
+def test_wsgi_a_client_gone_mid_body_leaves_the_rest_recorded() -> None:
+    """B11: the server stops iterating and closes (the client went away); the rest of the
+    body is read for the record, the app's iterable is closed once, and the retry is a
+    replay of the one execution."""
     app = ClosingApp(b"one", b"two")
     mw = WsgiMiddleware(app, store=MemoryStore())
     environ = keyed_environ()
@@ -145,25 +148,76 @@ def test_wsgi_iterables_are_always_closed_and_an_early_close_releases() -> None:
     assert next(it) == b"one"
     it.close()  # type: ignore[attr-defined]  # the server gives up: the client went away
     assert app.closed == 1
-    response = mw(dict(environ), start_response)
-    full = list(response)
-    response.close()  # type: ignore[attr-defined]  # as every PEP 3333 server does
-    assert full == [b"one", b"two"] and app.runs == 2, "the early close released the key"
-    assert app.closed == 2
     replay = list(mw(dict(environ), start_response))
-    assert replay == [b"onetwo"] and app.runs == 2
+    assert replay == [b"onetwo"] and app.runs == 1, "the early close released the key"
 
 
-def test_wsgi_a_response_closed_before_its_first_chunk_closes_the_app_iterable() -> None:
+def test_wsgi_a_response_closed_before_its_first_chunk_is_still_recorded() -> None:
     """A server that gives up before iterating (the client left while the app was working)
-    still closes the app's iterable, and the key is released for the retry."""
+    closes the app's iterable; the app's work stands, and the retry replays it."""
     app = ClosingApp(b"never sent")
     mw = WsgiMiddleware(app, store=MemoryStore())
     environ = keyed_environ()
     mw(dict(environ), start_response).close()  # type: ignore[attr-defined]
     assert app.closed == 1, "the app's iterable was closed"
     retry = mw(dict(environ), start_response)
-    assert list(retry) == [b"never sent"] and app.runs == 2, "the key was released: the retry ran the app"
+    assert list(retry) == [b"never sent"] and app.runs == 1, "the key was released: the retry ran the app"
+
+
+def test_wsgi_an_early_close_reads_no_further_than_the_cap() -> None:
+    """Past max_response_body the copy is given up: the drain stops there, and the record
+    is stored without its body (B12)."""
+    pulled = 0
+
+    def endless(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        nonlocal pulled
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        while True:
+            pulled += 1
+            yield b"x" * 1024
+
+    mw = WsgiMiddleware(endless, store=MemoryStore(), max_response_body=64 * 1024)
+    environ = keyed_environ()
+    it = iter(mw(dict(environ), start_response))
+    next(it)
+    it.close()  # type: ignore[attr-defined]
+    assert 64 <= pulled <= 66, f"the drain read {pulled} chunks"
+    replay = WerkzeugClient(mw).post("/pay", headers={"Idempotency-Key": environ["HTTP_IDEMPOTENCY_KEY"]})
+    assert replay.status_code == 200 and replay.data == b"" and pulled <= 66
+    assert replay.headers["Idempotency-Replay"] == "omitted"
+
+
+def test_wsgi_an_error_while_the_rest_is_read_releases_and_propagates() -> None:
+    """The rest of the body raising is an error of the body (B11): released, the error
+    goes to the server, and the app's iterable is still closed."""
+    runs = closed = 0
+
+    def failing(environ: dict[str, Any], start_response: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        class Body:
+            def __iter__(self) -> Iterator[bytes]:
+                yield b"one"
+                raise ValueError("the body failed")
+
+            def close(self) -> None:
+                nonlocal closed
+                closed += 1
+
+        return Body()
+
+    mw = WsgiMiddleware(failing, store=MemoryStore())
+    environ = keyed_environ()
+    it = iter(mw(dict(environ), start_response))
+    next(it)
+    with pytest.raises(ValueError, match="the body failed"):
+        it.close()  # type: ignore[attr-defined]
+    assert closed == 1
+    with pytest.raises(ValueError):
+        list(mw(dict(environ), start_response))
+    assert runs == 2, "the key was not released"
 
 
 async def test_asgi_exception_propagates_and_releases_the_key() -> None:

@@ -93,7 +93,7 @@ async def test_loop_keeps_running_while_postgres_is_locked() -> None:
 
 @pytest.mark.parametrize("kind", ["redis"])
 async def test_wsgi_calls_release_the_gil(kind: str) -> None:
-    """begin_blocking waits with the GIL released: another Python thread keeps running."""
+    """begin without an event loop waits with the GIL released: another Python thread keeps running."""
     import threading
 
     url = env("REDIS_URL", "Redis")
@@ -112,9 +112,9 @@ async def test_wsgi_calls_release_the_gil(kind: str) -> None:
     spinner.start()
     pending = engine.check_wsgi({"REQUEST_METHOD": "POST", "PATH_INFO": "/pay", "HTTP_IDEMPOTENCY_KEY": key("gil")})
     assert pending is not None and not isinstance(pending, tuple)
-    lease = pending.begin_blocking(b"{}")
+    lease = pending.begin(b"{}")
     stop.set()
     spinner.join()
     assert isinstance(lease, Lease)
-    lease.release_blocking()
+    lease.release()
     assert counted >= 50, f"the other thread was starved: {counted} iterations"

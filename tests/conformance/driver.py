@@ -122,8 +122,11 @@ FAULTS = {
     "fail-open": ("fail open", faults.run_fail_open),
     "killed": ("SIGKILL mid-handler", faults.run_killed),
     "takeover": ("lease takeover", faults.run_takeover),
+    "short-lease": ("lease shorter than a store outage", faults.run_short_lease),
     "client-gone": ("client gone", faults.run_disconnect),
 }
+# Cells about the host side rather than the store run on every store asked for.
+EVERY_STORE = {"client-gone"}
 CELLS = ["scenarios", "multi-process", "fleet", *FAULTS, "hostile"]
 
 
@@ -208,8 +211,9 @@ async def main() -> int:
         print(f"conformance: {total - fleet_failures} passed, {fleet_failures} failed")
         code = code or (1 if fleet_failures else 0)
     for cell, (label, runner) in FAULTS.items():
-        if durable and cell in cells:
-            code = await per_integration(label, runner) or code
+        where = stores if cell in EVERY_STORE else durable
+        if where and cell in cells:
+            code = await per_integration(label, runner, where) or code
     # Hostile input is about the HTTP side; one store is enough (the first asked for).
     if "hostile" in cells:
         code = await per_integration("hostile input", hostile.run_hostile, stores[:1]) or code

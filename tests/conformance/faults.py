@@ -6,10 +6,12 @@ failed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -93,14 +95,47 @@ class StoreProxy:
         self.writers -= {writer, up_writer}
 
 
+@contextlib.asynccontextmanager
+async def proxied(store: str) -> AsyncIterator[StoreProxy]:
+    """A `StoreProxy` in front of `store`, up for the block, taken down after it."""
+    proxy = StoreProxy(STORE_ENV[store]())
+    await proxy.up()
+    try:
+        yield proxy
+    finally:
+        await proxy.down()
+
+
+async def away_while_handling(http: httpx.AsyncClient, base: str, proxy: StoreProxy, handler_ms: int, away_s: float) -> str | None:
+    """Take the store away for `away_s` while a keyed handler of `handler_ms` runs: the
+    client gets its response, the retry after recovery replays it, the handler ran once."""
+    await http.post(base + "/reset")
+    key = f"away-{uuid.uuid4().hex}"
+    send = lambda: http.post(base + f"/slow?ms={handler_ms}", content=b"s", headers={"Idempotency-Key": key})
+    running = asyncio.create_task(send())
+    if not await until_count(http, base, 1):
+        return "the handler never started"
+    await proxy.down()
+    await asyncio.sleep(away_s)
+    await proxy.up()
+    first = await running
+    if first.status_code != 200 or first.text != f"slept:{handler_ms}":
+        return f"the client did not get its response: {first.status_code} {first.text[:80]!r}"
+    # A 503 with Retry-After while the app reconnects says "try again", as a 409 does.
+    retry = await past_409(send, await send(), 15, also=(503,))
+    if retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
+        return f"the retry was not a replay: {retry.status_code} {retry.text[:80]!r}"
+    if (count := await counter(http, base)) != 1:
+        return f"the handler ran {count} times"
+    return None
+
+
 async def run_store_down(app: str, command: list[str], store: str) -> str | None:
     """The store goes away (issue 8, B16, B17). At claim: 503 store-unavailable with
     Retry-After and the handler not run, then recovery once it is back. While a handler
     runs, back within persist_timeout: the client gets its response, the completion lands
     in the background, and the retry is a replay of that one execution."""
-    proxy = StoreProxy(STORE_ENV[store]())
-    await proxy.up()
-    try:
+    async with proxied(store) as proxy:
         with shared_counter() as env:
             async with serving(command, store, {**env, "IDEMPO_STORE": proxy.url}) as (_, base), client() as http:
                 post = lambda path, key: http.post(base + path, content=b"b", headers={"Idempotency-Key": key})
@@ -124,27 +159,7 @@ async def run_store_down(app: str, command: list[str], store: str) -> str | None
                 if not recovered:
                     return "no recovery after the store came back"
                 # Down while the handler runs, back well within persist_timeout.
-                await http.post(base + "/reset")
-                key = f"during-{uuid.uuid4().hex}"
-                running = asyncio.create_task(post("/slow?ms=1000", key))
-                if not await until_count(http, base, 1):
-                    return "the handler never started"
-                await proxy.down()
-                await asyncio.sleep(1.5)
-                await proxy.up()
-                first = await running
-                if first.status_code != 200:
-                    return f"the client did not get its response: {first.status_code} {first.text[:80]!r}"
-                send = lambda: post("/slow?ms=1000", key)
-                # A 503 with Retry-After while the app reconnects says "try again", as a 409 does.
-                retry = await past_409(send, await send(), 15, also=(503,))
-                if retry.headers.get("idempotency-replayed") != "true" or retry.content != first.content:
-                    return f"the retry was not a replay: {retry.status_code} {retry.text[:80]!r}"
-                if (count := await counter(http, base)) != 1:
-                    return f"the handler ran {count} times"
-        return None
-    finally:
-        await proxy.down()
+                return await away_while_handling(http, base, proxy, handler_ms=1000, away_s=1.5)
 
 
 async def run_killed(app: str, command: list[str], store: str) -> str | None:
@@ -190,9 +205,7 @@ async def run_killed(app: str, command: list[str], store: str) -> str | None:
 async def run_fail_open(app: str, command: list[str], store: str) -> str | None:
     """on_store_error = fail_open (B16): with the store gone a keyed request runs the
     handler unprotected (so a retry runs it again) and the app logs a warning saying so."""
-    proxy = StoreProxy(STORE_ENV[store]())
-    await proxy.up()
-    try:
+    async with proxied(store) as proxy:
         with shared_counter() as env:
             extra = {**env, "IDEMPO_STORE": proxy.url, "IDEMPO_ON_STORE_ERROR": "fail_open"}
             async with serving(command, store, extra) as (proc, base), client() as http:
@@ -215,8 +228,6 @@ async def run_fail_open(app: str, command: list[str], store: str) -> str | None:
                         return f"no warning logged; stderr ends {log_of(proc)[-200:]!r}"
                     await asyncio.sleep(0.1)
         return None
-    finally:
-        await proxy.down()
 
 
 async def run_takeover(app: str, command: list[str], store: str) -> str | None:
@@ -270,41 +281,99 @@ def connect_and_send(port: int, raw: bytes) -> socket.socket:
 
 
 async def run_disconnect(app: str, command: list[str], store: str) -> str | None:
-    """A client that goes away mid-request (B11): while the handler runs, and after the
-    response head of a stream. Each time the key ends completed (the handler finished: a
-    retry replays it) or released (the handler was cancelled: a retry runs it again), and
-    never stays in flight with nobody to finish it: the lease is 30 s, and a retry must
-    get its answer within a few seconds of the handler's end."""
-    lease_ms, handler_ms = 30000, 1000
+    """A client that goes away (B11) never gives its key back: the handler's work stands,
+    and the retry replays it. Four ways to go: sixteen clients that close their sockets
+    while the handler runs (each retry, sent at once, gets 409 until its first run ends),
+    the client's own 100 ms timeout over a 500 ms handler, and a socket closed once the
+    head of `/large?bytes=2000000` or of `/stream` arrived (the replay is omitted where the
+    capture could not be finished, B12). Each time the handler ran once per key."""
     outcomes = []
     with shared_counter() as env:
-        async with serving(command, store, {**env, "IDEMPO_LEASE_TTL_MS": str(lease_ms)}) as (_, base), client() as http:
+        async with serving(command, store, {**env, "IDEMPO_LEASE_TTL_MS": "30000"}) as (_, base), client() as http:
             port = int(base.rsplit(":", 1)[1])
-            for what, path, stream in (("mid-handler", f"/execution?ms={handler_ms}", False), ("mid-stream", "/stream", True)):
-                await http.post(base + "/reset")
-                key = f"gone-{uuid.uuid4().hex}"
-                raw = raw_request(path.encode(), [(b"Idempotency-Key", key.encode())], b"d")
-                sock = await asyncio.to_thread(connect_and_send, port, raw)
-                if stream:
-                    # Wait for the response head, then go away while events still flow.
-                    got = await asyncio.to_thread(sock.recv, 256)
-                    if not got.startswith(b"HTTP/1.1 200"):
-                        return f"{what}: the stream did not start: {got[:60]!r}"
-                elif not await until_count(http, base, 1):
-                    return f"{what}: the handler never started"
+            full_stream = (await http.post(base + "/stream", content=b"d")).content
+
+            def sender(path: str, key: str) -> Any:
+                return lambda: http.post(base + path, content=b"d", headers={"Idempotency-Key": key})
+
+            async def close_mid_handler(path: str, key: str) -> str | None:
+                sock = await asyncio.to_thread(connect_and_send, port, raw_request(path.encode(), [(b"Idempotency-Key", key.encode())], b"d"))
+                await asyncio.sleep(0.3)  # the handler is under way
                 sock.close()
-                gone_at = time.monotonic()
-                send = lambda path=path, key=key: http.post(base + path, content=b"d", headers={"Idempotency-Key": key})
-                retry = await past_409(send, await send(), handler_ms / 1000 + 5)
+                return None
+
+            async def time_out(path: str, key: str) -> str | None:
+                try:
+                    r = await http.post(base + path, content=b"d", headers={"Idempotency-Key": key}, timeout=0.1)
+                    return f"the 100 ms timeout did not fire ({r.status_code})"
+                except httpx.TimeoutException:
+                    return None
+
+            async def close_after_head(path: str, key: str) -> str | None:
+                sock = await asyncio.to_thread(connect_and_send, port, raw_request(path.encode(), [(b"Idempotency-Key", key.encode())], b"d"))
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    got = await asyncio.to_thread(sock.recv, 4096)
+                    if not got:
+                        break
+                    head += got
+                sock.close()
+                return None if head.startswith(b"HTTP/1.1 200") else f"the response did not start: {head[:60]!r}"
+
+            async def replayed(key: str, path: str, expected: bytes | None, mid_handler: bool) -> str | None:
+                """The retry: 409 while the first run goes on, then its replay."""
+                send = sender(path, key)
+                first = await send()
+                if mid_handler and first.status_code != 409:
+                    return f"the retry sent at once got {first.status_code} {first.text[:60]!r}, not 409"
+                retry = await past_409(send, first, 10)
                 if retry.status_code == 409:
-                    return f"{what}: the key was still in flight {time.monotonic() - gone_at:.1f} s after the client left"
-                if retry.status_code != 200:
-                    return f"{what}: the retry got {retry.status_code} {retry.text[:80]!r}"
-                replayed = retry.headers.get("idempotency-replayed") == "true"
-                count = await counter(http, base)
-                if count != (1 if replayed else 2):
-                    return f"{what}: retry {'replayed' if replayed else 'executed'} but the handler ran {count} times"
-                if replayed and not stream and retry.text != "execution:1":
-                    return f"{what}: the replay is {retry.text[:60]!r}, not the first execution's response"
-                outcomes.append(f"{what} {'completed' if replayed else 'released'}")
+                    return "the key was still in flight 10 s after the client left"
+                if retry.headers.get("idempotency-replayed") != "true":
+                    return f"the key was released: the retry ran the handler again ({retry.status_code} {retry.text[:60]!r})"
+                if retry.headers.get("idempotency-replay") == "omitted":
+                    # Only a body cut off by the framework may go unrecorded (B12).
+                    return "omitted" if not mid_handler and not retry.content else f"omitted: {retry.text[:60]!r}"
+                if expected is not None and retry.content != expected:
+                    return f"the replay is {retry.text[:60]!r}, not the first run's response"
+                return None
+
+            ways = (
+                ("mid-handler", "/execution?ms=1000", close_mid_handler, 16),
+                ("client timeout", "/slow?ms=500", time_out, 1),
+                ("after the head of /large", "/large?bytes=2000000", close_after_head, 1),
+                ("after the head of /stream", "/stream", close_after_head, 1),
+            )
+            for what, path, leave, clients in ways:
+                await http.post(base + "/reset")
+                keys = [f"gone-{uuid.uuid4().hex}" for _ in range(clients)]
+                for problem in await asyncio.gather(*(leave(path, k) for k in keys)):
+                    if problem:
+                        return f"{what}: {problem}"
+                expected = {"/slow?ms=500": b"slept:500", "/large?bytes=2000000": b"x" * 2000000, "/stream": full_stream}.get(path)
+                mid_handler = leave is close_mid_handler
+                results = await asyncio.gather(*(replayed(k, path, expected, mid_handler) for k in keys))
+                for result in results:
+                    if result not in (None, "omitted"):
+                        return f"{what}: {result}"
+                if mid_handler:
+                    # Each run says which execution it was: every key replays its own.
+                    answers = sorted([(await sender(path, k)()).text for k in keys])
+                    if answers != sorted(f"execution:{n}" for n in range(1, clients + 1)):
+                        return f"{what}: the replays are {answers[:3]}…, not one execution each"
+                if (count := await counter(http, base)) != clients:
+                    return f"{what}: the handler ran {count} times for {clients} key(s)"
+                outcomes.append(f"{what} {'omitted' if 'omitted' in results else 'replayed'}")
     return Passed(", ".join(outcomes))
+
+
+async def run_short_lease(app: str, command: list[str], store: str) -> str | None:
+    """A lease shorter than a store outage (B17): with a 1 s lease the store goes away for
+    2 s while the handler runs. The client still gets its response, the completion lands
+    once the store is back (the lapsed claim is still its holder's), and the retry after
+    recovery replays it: the handler ran once."""
+    async with proxied(store) as proxy:
+        with shared_counter() as env:
+            extra = {**env, "IDEMPO_STORE": proxy.url, "IDEMPO_LEASE_TTL_MS": "1000"}
+            async with serving(command, store, extra) as (_, base), client() as http:
+                return await away_while_handling(http, base, proxy, handler_ms=1500, away_s=2)

@@ -176,7 +176,8 @@ impl Pending {
 }
 
 /// Ownership of a claimed key while the handler runs: the core's response recorder.
-/// Garbage-collected unfinished, it releases the key in the background.
+/// Garbage-collected unfinished, it keeps the claim until `maxLease` (the handler may
+/// have done its work).
 #[napi]
 pub struct Lease {
     rec: Recorder,
@@ -202,10 +203,18 @@ impl Lease {
         self.rec.push(chunk);
     }
 
-    /// The response ended: store it (or release the key for a status not stored).
-    /// `undefined` when done at once, else a Promise.
+    /// The response ended: store it (or release the key for a status not stored);
+    /// `omitted`: without its body, the rest of which cannot be had (the client left and
+    /// the stream was destroyed). `undefined` when done at once, else a Promise.
     #[napi(catch_unwind, ts_return_type = "void | Promise<void>")]
-    pub fn complete<'env>(&mut self, env: &'env Env) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+    pub fn complete<'env>(
+        &mut self,
+        env: &'env Env,
+        omitted: Option<bool>,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        if omitted == Some(true) {
+            self.rec.omit();
+        }
         self.rec.finish().map_or(Ok(Either::A(())), |write| settle(env, write))
     }
 

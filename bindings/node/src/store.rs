@@ -23,12 +23,6 @@ pub struct NativeStore {
     pub(crate) inner: Arc<ProcessStore>,
 }
 
-async fn connected(spec: StoreSpec) -> napi::Result<NativeStore> {
-    let inner = ProcessStore::new(spec);
-    inner.connected().await.map_err(store_error)?;
-    Ok(NativeStore { inner })
-}
-
 #[napi]
 impl NativeStore {
     /// An in-process store (`maxEntries`).
@@ -49,7 +43,9 @@ impl NativeStore {
     /// Connect to the store `spec` describes; rejects if it cannot be reached.
     #[napi]
     pub async fn connect(spec: &StoreSpecHandle) -> napi::Result<NativeStore> {
-        connected(spec.spec.clone()).await
+        let inner = ProcessStore::new(spec.spec.clone());
+        inner.connected().await.map_err(store_error)?;
+        Ok(NativeStore { inner })
     }
 
     /// Which store this is: `memory`, `redis` or `postgres`.

@@ -69,11 +69,11 @@ fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue
 }
 
 /// Run `fut`; its output is turned into a Python value by `convert` (with the GIL held).
-/// Returns the value itself when the future is ready at once, else an asyncio future on
-/// `event_loop`.
-pub fn run_async<F, T>(
+/// The value itself when the future is ready at once. Else, with an event loop, an asyncio
+/// future on it; without one (WSGI, sync code), the value, the GIL released meanwhile.
+pub fn run<F, T>(
     py: Python<'_>,
-    event_loop: &Bound<'_, PyAny>,
+    event_loop: Option<&Bound<'_, PyAny>>,
     fut: F,
     convert: fn(Python<'_>, T) -> PyResult<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>>
@@ -82,11 +82,13 @@ where
     T: Send + 'static,
 {
     let rt = runtime()?;
-    let _entered = rt.enter();
+    let entered = rt.enter();
     let fut = match now_or_later(fut) {
         Now::Ready(value) => return convert(py, value),
         Now::Later(fut) => fut,
     };
+    drop(entered);
+    let Some(event_loop) = event_loop else { return convert(py, py.detach(|| rt.block_on(fut))) };
     let queue = queue_of(py, event_loop)?;
     let py_future = event_loop.call_method0("create_future")?;
     let target = py_future.clone().unbind();
@@ -97,10 +99,15 @@ where
     Ok(py_future.unbind())
 }
 
-/// Set an asyncio future's outcome unless it was cancelled in the meantime (then the value
-/// is dropped: a lease in it releases its key).
+/// Set an asyncio future's outcome unless it was cancelled in the meantime (then a lease
+/// in it is released: the app never ran).
 fn settle(py: Python<'_>, fut: &Bound<'_, PyAny>, outcome: PyResult<Py<PyAny>>) {
     if !matches!(fut.call_method0("done").and_then(|d| d.is_truthy()), Ok(false)) {
+        if let Ok(Ok(mut lease)) =
+            outcome.as_ref().map(|v| v.bind(py).cast::<crate::engine::Lease>().map(|l| l.borrow_mut()))
+        {
+            lease.rec.fail_in_background(); // the app never ran
+        }
         return;
     }
     let result = match outcome {
@@ -109,22 +116,5 @@ fn settle(py: Python<'_>, fut: &Bound<'_, PyAny>, outcome: PyResult<Py<PyAny>>) 
     };
     if let Err(e) = result {
         tracing::debug!(target: "idempo", error = %e, "could not settle an asyncio future");
-    }
-}
-
-/// Run `fut` to completion on the runtime, with the GIL released (WSGI, sync code).
-pub fn run_blocking<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
-where
-    F: Future<Output = T> + Send,
-    T: Send,
-{
-    let rt = runtime()?;
-    let entered = rt.enter();
-    match now_or_later(fut) {
-        Now::Ready(value) => Ok(value),
-        Now::Later(fut) => {
-            drop(entered);
-            Ok(py.detach(|| rt.block_on(fut)))
-        }
     }
 }

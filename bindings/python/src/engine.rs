@@ -3,14 +3,14 @@
 
 use bytes::Bytes;
 use http::HeaderName;
-use idempo::host::text::{bytes_of, environ_key};
+use idempo::host::text::{bytes_of, environ_key, environ_target};
 use idempo::host::{self, Dialect, Recorder};
 use idempo::{Check, Decision, Idempotency};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::bridge::{run_async, run_blocking};
+use crate::bridge::run;
 use crate::convert::{PyResponse, dict, header_bytes, options, response, values};
 use crate::error::{config, config_error};
 
@@ -82,20 +82,8 @@ impl Engine {
                 read.push((name, value));
             }
         }
-        // The target as the client sent it (gunicorn, waitress, werkzeug give it), so the
-        // fingerprint matches every other server's; else rebuilt from the decoded parts.
-        match get("RAW_URI")?.filter(|t| !t.is_empty()).or(get("REQUEST_URI")?.filter(|t| !t.is_empty())) {
-            Some(target) => {
-                let (path, query) = host::split_target(&target);
-                self.check(py, &method, path, query, &read[..])
-            }
-            None => {
-                let mut decoded = get("SCRIPT_NAME")?.unwrap_or_default();
-                decoded.extend(get("PATH_INFO")?.unwrap_or_default());
-                let query = get("QUERY_STRING")?.unwrap_or_default();
-                self.check(py, &method, &host::encode_path(&decoded), &query, &read[..])
-            }
-        }
+        let (path, query) = environ_target(get)?;
+        self.check(py, &method, &path, &query, &read[..])
     }
 
     /// The effective value of every option, the core's defaults included.
@@ -186,33 +174,27 @@ impl Pending {
     }
 
     /// Claim the key: a `Lease` (run the app), a response tuple, or `None` (run the app
-    /// unprotected), or an asyncio future of one of those when the store needs I/O.
+    /// unprotected); with an event loop, an asyncio future of one when the store needs
+    /// I/O; without one (WSGI), blocking with the GIL released.
+    #[pyo3(signature = (body, event_loop = None))]
     fn begin(
         &mut self,
         py: Python<'_>,
         body: &Bound<'_, PyBytes>,
-        event_loop: &Bound<'_, PyAny>,
+        event_loop: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let pending = self.take()?;
         let body = Bytes::copy_from_slice(body.as_bytes());
-        run_async(py, event_loop, async move { pending.begin(&body).await }, decided)
-    }
-
-    /// Claim the key, blocking with the GIL released (WSGI).
-    fn begin_blocking(&mut self, py: Python<'_>, body: &Bound<'_, PyBytes>) -> PyResult<Py<PyAny>> {
-        let pending = self.take()?;
-        let body = Bytes::copy_from_slice(body.as_bytes());
-        let decision = run_blocking(py, async move { pending.begin(&body).await })?;
-        decided(py, decision)
+        run(py, event_loop, async move { pending.begin(&body).await }, decided)
     }
 }
 
 /// Ownership of a claimed key while the app runs: the core's response recorder. Feed it the
 /// response (`start`, `push`), then `complete`; or `release` it. Dropped unfinished, it
-/// releases the key in the background.
+/// keeps the claim until `max_lease` (the app may have done its work).
 #[pyclass(module = "idempo._native")]
 pub struct Lease {
-    rec: Recorder,
+    pub(crate) rec: Recorder,
 }
 
 #[pymethods]
@@ -240,32 +222,40 @@ impl Lease {
         self.rec.push(chunk);
     }
 
-    /// The response ended: store it (or release the key for a status not stored).
-    /// `None` when done at once, else an asyncio future.
-    fn complete(&mut self, py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.rec.finish().map_or(Ok(py.None()), |write| run_async(py, event_loop, write, none))
+    /// The response ended: store it (or release the key for a status not stored);
+    /// `omitted`: without its body, the rest of which cannot be had (the client left).
+    /// With an event loop, `None` when done at once, else an asyncio future; without one
+    /// (WSGI), blocking with the GIL released.
+    #[pyo3(signature = (event_loop = None, omitted = false))]
+    fn complete(
+        &mut self,
+        py: Python<'_>,
+        event_loop: Option<&Bound<'_, PyAny>>,
+        omitted: bool,
+    ) -> PyResult<Py<PyAny>> {
+        if omitted {
+            self.rec.omit();
+        }
+        self.rec.finish().map_or(Ok(py.None()), |write| run(py, event_loop, write, none))
     }
 
-    /// Store the response, blocking with the GIL released (WSGI).
-    fn complete_blocking(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.rec.finish().map_or(Ok(()), |write| run_blocking(py, write))
-    }
-
-    /// Give the key up so that a retry runs the app again (an exception, a response cut
-    /// off): `None` when done at once, else an asyncio future to await, so the key is free
-    /// by the time the error reaches the client.
-    fn release(&mut self, py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.rec.fail().map_or(Ok(py.None()), |release| run_async(py, event_loop, release, none))
-    }
-
-    /// Give the key up, blocking with the GIL released (WSGI).
-    fn release_blocking(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.rec.fail().map_or(Ok(()), |release| run_blocking(py, release))
+    /// Give the key up so that a retry runs the app again (an exception from the app or
+    /// its body), so the key is free by the time the error reaches the client. Returns as
+    /// `complete` does.
+    #[pyo3(signature = (event_loop = None))]
+    fn release(&mut self, py: Python<'_>, event_loop: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        self.rec.fail().map_or(Ok(py.None()), |release| run(py, event_loop, release, none))
     }
 
     /// Whether the response has not ended yet (the key is still held).
     #[getter]
     fn active(&self) -> bool {
         self.rec.is_active()
+    }
+
+    /// Whether the body is still copied whole: worth reading on for the record.
+    #[getter]
+    fn capturing(&self) -> bool {
+        self.rec.capturing()
     }
 }

@@ -1,8 +1,15 @@
 //! The one response recorder: what every integration does with the response of a request
-//! that owns its key (B11–B13). The integration tells it about the head, each chunk as it
-//! goes to the client, and how the response ended; the recorder keeps the replayable
-//! headers and a copy of the body up to `max_response_body`, and turns the end into the
-//! store write (complete, or complete without the body: omitted) or a release.
+//! that owns its key (B11–B13). The integration tells it about the head, each chunk, and
+//! how the response ended; the recorder keeps the replayable headers and a copy of the
+//! body up to `max_response_body`, and turns the end into the store write (complete, or
+//! complete without the body: omitted) or a release.
+//!
+//! Only an error from the handler or its body releases (B11). A client that goes away
+//! changes nothing: the integration keeps feeding the recorder whatever the handler still
+//! produces ([`Recorder::capturing`] says whether more is worth reading), and where the
+//! rest cannot be had (the framework destroyed the stream) it calls [`Recorder::omit`]
+//! before [`Recorder::finish`]. A recorder dropped unfinished keeps the claim until
+//! `max_lease` (see [`Lease`]).
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -10,7 +17,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use crate::lease::Lease;
 use crate::record::Record;
 
-/// Records one response for its lease. Dropped unfinished, the lease releases the key.
+/// Records one response for its lease. Dropped unfinished, the claim is kept until
+/// `max_lease` (the handler may have done its work), then released.
 #[derive(Debug)]
 pub struct Recorder {
     lease: Option<Lease>,
@@ -110,6 +118,11 @@ impl Recorder {
         self.head = Some(Head { status, headers, capture });
     }
 
+    /// How long a claim may be kept alive by renewal (`max_lease`).
+    pub fn max_lease(&self) -> std::time::Duration {
+        self.lease.as_ref().map_or(std::time::Duration::ZERO, |l| l.shared().config.max_lease)
+    }
+
     /// The most body the copy holds (`max_response_body`).
     pub fn limit(&self) -> usize {
         self.lease.as_ref().map_or(0, |l| l.shared().config.max_response_body)
@@ -138,18 +151,40 @@ impl Recorder {
         })
     }
 
-    /// The response failed (an error or exception from the handler or its body), or was
-    /// cut off: the release, so a retry runs again (B11). `None` when already finished.
+    /// Whether the body is still being copied whole: false once it went over the limit, or
+    /// when its status is not stored. A client gone, the integration reads the rest of the
+    /// handler's body for the record while this holds, and may stop when it does not.
+    pub fn capturing(&self) -> bool {
+        matches!(&self.head, Some(Head { capture: Some(c), .. }) if c.buf.is_some())
+    }
+
+    /// The rest of the body cannot be had (the framework destroyed the stream once the
+    /// client left): [`Recorder::finish`] then stores the response without its body (B12),
+    /// so a retry gets its status and headers, not a second execution; a status that is
+    /// not stored still releases. Without a head, the recorder lets go of the lease, which
+    /// keeps the claim until `max_lease`: the handler may have done its work.
+    pub fn omit(&mut self) {
+        match &mut self.head {
+            Some(Head { capture: Some(capture), .. }) => capture.buf = None,
+            Some(_) => {}
+            None => drop(self.lease.take()),
+        }
+    }
+
+    /// The response failed (an error or exception from the handler or its body): the
+    /// release, so a retry runs again (B11). `None` when already finished.
     pub fn fail(&mut self) -> Option<impl Future<Output = ()> + Send + 'static> {
         self.head = None;
         self.lease.take().map(Lease::release)
     }
 
-    /// Like [`Recorder::fail`], with the release left to the background (the lease's
-    /// drop), for callers that cannot wait: a poll function, a destructor.
-    pub fn abandon(&mut self) {
+    /// Like [`Recorder::fail`], the release left to the background, for callers that
+    /// cannot wait (a poll function).
+    pub fn fail_in_background(&mut self) {
         self.head = None;
-        drop(self.lease.take());
+        if let Some(lease) = self.lease.take() {
+            lease.release_in_background();
+        }
     }
 }
 

@@ -26,6 +26,25 @@ pub fn environ_key(name: &http::HeaderName) -> String {
     }
 }
 
+/// The request target of a WSGI environ, as `(path, query)`: as the client sent it where
+/// the server gives it (`RAW_URI`: gunicorn, werkzeug; `REQUEST_URI`: waitress, uWSGI), so
+/// the fingerprint matches every other server's; else rebuilt from the decoded
+/// `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING`. `get` reads an environ string as bytes
+/// (see [`bytes_of`]), `None` when absent.
+pub fn environ_target<E>(mut get: impl FnMut(&str) -> Result<Option<Vec<u8>>, E>) -> Result<(Vec<u8>, Vec<u8>), E> {
+    let mut raw = get("RAW_URI")?.filter(|t| !t.is_empty());
+    if raw.is_none() {
+        raw = get("REQUEST_URI")?.filter(|t| !t.is_empty());
+    }
+    if let Some(target) = raw {
+        let (path, query) = crate::target::split_target(&target);
+        return Ok((path.to_vec(), query.to_vec()));
+    }
+    let mut decoded = get("SCRIPT_NAME")?.unwrap_or_default();
+    decoded.extend(get("PATH_INFO")?.unwrap_or_default());
+    Ok((crate::target::encode_path(&decoded), get("QUERY_STRING")?.unwrap_or_default()))
+}
+
 /// The host string for header bytes: one code point per byte.
 pub fn string_of(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
@@ -47,6 +66,20 @@ mod tests {
         // Two different wide strings stay different.
         assert_eq!(&*bytes_of("\u{2460}"), "\u{2460}".as_bytes());
         assert_ne!(bytes_of("\u{2460}"), bytes_of("\u{2461}"));
+    }
+
+    #[test]
+    fn b6_wsgi_target_as_sent_else_rebuilt() {
+        let target = |pairs: &[(&str, &str)]| {
+            let get = |k: &str| Ok::<_, ()>(pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| bytes_of(v).into_owned()));
+            environ_target(get).map(|(p, q)| (String::from_utf8(p).unwrap(), String::from_utf8(q).unwrap()))
+        };
+        let sent = [("RAW_URI", "/a%2Fb?x=1"), ("PATH_INFO", "/a/b"), ("QUERY_STRING", "x=1")];
+        assert_eq!(target(&sent), Ok(("/a%2Fb".to_owned(), "x=1".to_owned())));
+        let waitress = [("RAW_URI", ""), ("REQUEST_URI", "/w?y"), ("PATH_INFO", "/other")];
+        assert_eq!(target(&waitress), Ok(("/w".to_owned(), "y".to_owned())));
+        let decoded = [("SCRIPT_NAME", "/app"), ("PATH_INFO", "/caf\u{e9} x"), ("QUERY_STRING", "q=1")];
+        assert_eq!(target(&decoded), Ok(("/app/caf%E9%20x".to_owned(), "q=1".to_owned())));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{Claim, Completion, Release, Renewal, Store, StoreError, Token};
+use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Token};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::Record;
 
@@ -185,12 +185,24 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+impl Entry {
+    /// Whether the entry still counts: a completed record until it expires, a claim until
+    /// [`LATE_COMPLETION`] after (its holder may still finish it).
+    fn kept(&self, now: Instant) -> bool {
+        match self.state {
+            State::Completed { .. } => self.expires > now,
+            State::InFlight { .. } => self.expires + LATE_COMPLETION > now,
+        }
+    }
+}
+
 impl Shard {
-    /// The live in-flight entry for `id` if `token` holds it.
+    /// The in-flight entry for `id` if `token` holds it: its lease may have expired, as
+    /// long as no new claim took it over.
     fn held(&mut self, id: &RecordId, token: Token, now: Instant) -> Option<&mut Entry> {
         self.map
             .get_mut(id)
-            .filter(|e| e.expires > now && matches!(e.state, State::InFlight { token: t, .. } if t == token))
+            .filter(|e| e.kept(now) && matches!(e.state, State::InFlight { token: t, .. } if t == token))
     }
 
     /// Make room in a full shard by evicting the completed records closest to expiry: an
@@ -218,9 +230,10 @@ impl Shard {
     fn insert(&mut self, id: RecordId, entry: Entry, cap: usize, now: Instant) -> Result<(), StoreError> {
         self.inserts = self.inserts.wrapping_add(1);
         if self.inserts.is_multiple_of(SWEEP_EVERY) {
-            self.map.retain(|_, e| e.expires > now);
+            self.map.retain(|_, e| e.kept(now));
         }
         if !self.map.contains_key(&id) && self.map.len() >= cap {
+            // Full: expired claims go too, late completion or not.
             self.map.retain(|_, e| e.expires > now);
             if self.map.len() >= cap {
                 self.evict_completed(cap)?;

@@ -25,6 +25,11 @@ pub use redis::{DEFAULT_PREFIX, RedisStore};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
+/// How long an expired claim that nobody took over stays its holder's: the holder may
+/// still renew, complete or release it (a completion held up by a store outage longer than
+/// the lease lands, B17), until a new claim takes the id or this much time has passed.
+pub const LATE_COMPLETION: Duration = Duration::from_secs(60);
+
 /// A fencing token: unique per claim, so a holder whose lease was taken over cannot touch
 /// the new owner's entry (B10).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,7 +146,9 @@ pub trait Store: Send + Sync + 'static {
     /// expired id exactly one returns [`Claim::Claimed`].
     async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError>;
 
-    /// Extend the claim held with `token` to `lease_ttl` from now.
+    /// Extend the claim held with `token` to `lease_ttl` from now. Like `complete` and
+    /// `release`, fenced by the token alone: a claim whose lease expired is still its
+    /// holder's until a new claim takes it (or [`LATE_COMPLETION`] passes).
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError>;
 
     /// Replace the claim held with `token` by `record`, kept for `ttl`.

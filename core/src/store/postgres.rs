@@ -63,20 +63,22 @@ impl Statements {
                  FROM (VALUES (1)) AS one(x) LEFT JOIN live ON true"
             )
             .into(),
-            renew: format!(
-                "UPDATE {table} SET expires_at = now() + $3::int8 {ms}
-                 WHERE id = $1 AND token = $2 AND expires_at > now()"
-            )
-            .into(),
+            // Fenced by the token alone: an expired claim nobody took over is still its
+            // holder's (LATE_COMPLETION); a new claim replaces the token.
+            renew: format!("UPDATE {table} SET expires_at = now() + $3::int8 {ms} WHERE id = $1 AND token = $2").into(),
             complete: format!(
                 "UPDATE {table} SET record = $3, token = NULL, expires_at = now() + $4::int8 {ms}
-                 WHERE id = $1 AND token = $2 AND expires_at > now()"
+                 WHERE id = $1 AND token = $2"
             )
             .into(),
-            release: format!("DELETE FROM {table} WHERE id = $1 AND token = $2 AND expires_at > now()").into(),
+            release: format!("DELETE FROM {table} WHERE id = $1 AND token = $2").into(),
+            // Expired records; claims only once their holder can no longer finish them.
             sweep: format!(
                 "DELETE FROM {table} WHERE id IN (
-                   SELECT id FROM {table} WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
+                   SELECT id FROM {table}
+                   WHERE expires_at <= now() - CASE WHEN token IS NULL THEN interval '0' ELSE interval '{late} seconds' END
+                   LIMIT $1 FOR UPDATE SKIP LOCKED)",
+                late = super::LATE_COMPLETION.as_secs()
             )
             .into(),
             create_table: format!(

@@ -3,10 +3,12 @@
 //!
 //! One key per record, `<prefix>{<hex id>}`: the braces make the id the hash tag, so every
 //! script touches one slot and the store works unchanged on a cluster. The key is a hash:
-//! `f` the fingerprint, `t` the fencing token while in flight, `r` the encoded record once
-//! completed. Expiry is Redis's own (`PEXPIRE`), never the application's clock. Every
-//! operation is one Lua script run by SHA (`EVALSHA`, reloaded on `NOSCRIPT`): one round
-//! trip.
+//! `f` the fingerprint, `t` the fencing token and `e` the lease's end (ms, Redis `TIME`)
+//! while in flight, `r` the encoded record once completed. A claim's key lives
+//! `LATE_COMPLETION` past its lease, so its holder can still finish it when nobody took it
+//! over; a record's key expires after the ttl. Time is Redis's own, never the
+//! application's clock. Every operation is one Lua script run by SHA (`EVALSHA`, reloaded
+//! on `NOSCRIPT`): one round trip.
 
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Script, ScriptInvocation, Value};
 
-use super::{Claim, Completion, Release, Renewal, Store, StoreError, Token};
+use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Token};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
@@ -23,22 +25,32 @@ use crate::record::{DecodeError, Record};
 pub const DEFAULT_PREFIX: &str = "idempo:";
 
 // Replies: 0 claimed · 1 in flight (fingerprint, ms left) · 2 completed (fingerprint,
-// record) · 3 the key holds something that is not an idempo record.
-const CLAIM: &str = r"
-local k = KEYS[1]
+// record) · 3 the key holds something that is not an idempo record. An expired claim is
+// taken over. ARGV: fingerprint, token, lease ms, late-completion ms.
+const CLAIM: &str = concat!(
+    "local k = KEYS[1]
 local kind = redis.call('TYPE', k).ok
-if kind == 'none' then
-  redis.call('HSET', k, 'f', ARGV[1], 't', ARGV[2])
-  redis.call('PEXPIRE', k, ARGV[3])
-  return {0}
+",
+    "local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+",
+    r"if kind == 'hash' then
+  local v = redis.call('HMGET', k, 'f', 't', 'r', 'e')
+  if not v[1] then return {3} end
+  if v[3] then return {2, v[1], v[3]} end
+  if not v[2] then return {3} end
+  -- A claim written before the lease's end was kept in `e` ends with its key, as then.
+  if not v[4] then return {1, v[1], redis.call('PTTL', k)} end
+  local left = tonumber(v[4]) - now
+  if left > 0 then return {1, v[1], left} end
+elseif kind ~= 'none' then
+  return {3}
 end
-if kind ~= 'hash' then return {3} end
-local v = redis.call('HMGET', k, 'f', 't', 'r')
-if not v[1] then return {3} end
-if v[3] then return {2, v[1], v[3]} end
-if v[2] then return {1, v[1], redis.call('PTTL', k)} end
-return {3}
-";
+redis.call('HSET', k, 'f', ARGV[1], 't', ARGV[2], 'e', now + tonumber(ARGV[3]))
+redis.call('PEXPIRE', k, tonumber(ARGV[3]) + tonumber(ARGV[4]))
+return {0}
+"
+);
 
 // Replies for the fenced operations: 1 done · 0 the token does not hold the key · -1 the
 // key holds something that is not an idempo record. Each checks the fence, then acts.
@@ -57,11 +69,17 @@ if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
     };
 }
 
-const RENEW: &str = fenced!("redis.call('PEXPIRE', KEYS[1], ARGV[2])");
+// ARGV: token, lease ms, late-completion ms.
+const RENEW: &str = fenced!(
+    "local clock = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'e', clock[1] * 1000 + math.floor(clock[2] / 1000) + tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))"
+);
 
+// ARGV: token, record, ttl ms.
 const COMPLETE: &str = fenced!(
     "redis.call('HSET', KEYS[1], 'r', ARGV[2])
-redis.call('HDEL', KEYS[1], 't')
+redis.call('HDEL', KEYS[1], 't', 'e')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])"
 );
 
@@ -220,7 +238,11 @@ impl Store for RedisStore {
     async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError> {
         let token = Token::random();
         let mut invocation = self.scripts.claim.key(self.key_of(id));
-        invocation.arg(&fingerprint.0[..]).arg(&token.to_bytes()[..]).arg(millis(lease_ttl));
+        invocation
+            .arg(&fingerprint.0[..])
+            .arg(&token.to_bytes()[..])
+            .arg(millis(lease_ttl))
+            .arg(millis(LATE_COMPLETION));
         let reply = self.run(&invocation).await?;
         let Value::Array(items) = &reply else { return Err(unexpected(&reply)) };
         match items.as_slice() {
@@ -241,7 +263,8 @@ impl Store for RedisStore {
     }
 
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
-        let held = self.fenced(&self.scripts.renew, id, &[&token.to_bytes(), &millis(lease_ttl)]).await?;
+        let args: [&[u8]; 3] = [&token.to_bytes(), &millis(lease_ttl), &millis(LATE_COMPLETION)];
+        let held = self.fenced(&self.scripts.renew, id, &args).await?;
         Ok(if held { Renewal::Renewed } else { Renewal::LeaseLost })
     }
 

@@ -1,5 +1,10 @@
 //! The response future: the inner future itself for a request that is not covered (no
 //! allocation), a ready answer, or the boxed work of a keyed request.
+//!
+//! Dropped before a keyed request's work is done (the client went away, or an outer
+//! timeout gave up), the work is not lost: it moves to a task of its own that drives the
+//! handler to its end and records its response, so a retry replays it (B11). The handler
+//! has started, and only its own error may give the key back.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,11 +19,24 @@ use super::response_body::ResponseBody;
 
 pub(crate) type BoxResponseFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 
+/// Where an unfinished keyed future goes when its caller drops it (a task, see service.rs).
+pub(crate) type Rescue<B, E> = fn(BoxResponseFuture<B, E>);
+
 pin_project! {
     /// Response future of [`IdempotencyService`](super::IdempotencyService).
     pub struct ResponseFuture<F, B: Body, E> {
         #[pin]
         kind: Kind<F, B, E>,
+    }
+
+    impl<F, B: Body, E> PinnedDrop for ResponseFuture<F, B, E> {
+        fn drop(this: Pin<&mut Self>) {
+            if let KindProj::Idempotent { fut, rescue } = this.project().kind.project()
+                && let Some(fut) = fut.take()
+            {
+                rescue(fut);
+            }
+        }
     }
 }
 
@@ -29,8 +47,8 @@ pin_project! {
         Passthrough { #[pin] fut: F },
         // Refused from the head alone (a 400 problem).
         Ready { res: Option<Response<Bytes>> },
-        // Keyed: buffering, claiming and running the handler.
-        Idempotent { fut: BoxResponseFuture<B, E> },
+        // Keyed: buffering, claiming and running the handler; `None` once it answered.
+        Idempotent { fut: Option<BoxResponseFuture<B, E>>, rescue: Rescue<B, E> },
     }
 }
 
@@ -43,8 +61,8 @@ impl<F, B: Body, E> ResponseFuture<F, B, E> {
         ResponseFuture { kind: Kind::Ready { res: Some(res) } }
     }
 
-    pub(crate) fn idempotent(fut: BoxResponseFuture<B, E>) -> Self {
-        ResponseFuture { kind: Kind::Idempotent { fut } }
+    pub(crate) fn idempotent(fut: BoxResponseFuture<B, E>, rescue: Rescue<B, E>) -> Self {
+        ResponseFuture { kind: Kind::Idempotent { fut: Some(fut), rescue } }
     }
 }
 
@@ -65,7 +83,14 @@ where
                 Some(res) => Poll::Ready(Ok(res.map(ResponseBody::full))),
                 None => panic!("ResponseFuture polled after completion"),
             },
-            KindProj::Idempotent { fut } => fut.as_mut().poll(cx),
+            KindProj::Idempotent { fut, .. } => match fut {
+                Some(work) => {
+                    let out = ready!(work.as_mut().poll(cx));
+                    *fut = None;
+                    Poll::Ready(out)
+                }
+                None => panic!("ResponseFuture polled after completion"),
+            },
         }
     }
 }

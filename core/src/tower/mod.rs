@@ -23,8 +23,11 @@
 //! body is sent. A duplicate gets the stored response with `Idempotency-Replayed: true`;
 //! everything else passes through untouched, without an allocation.
 //!
-//! If the client goes away before the whole body was sent, or the body fails mid-stream,
-//! the key is released: the response is not complete, so a retry runs the handler again.
+//! Only the handler's own failure gives the key back (an error, a panic, a 5xx, a body
+//! that fails mid-stream), so a retry runs the handler again. A client that goes away, or
+//! an outer timeout that drops the request, never does: the layer finishes the handler or
+//! the rest of the body on a background task, stores the response, and the retry replays
+//! it (`docs/RULES.md`, B11).
 
 mod future;
 mod layer;

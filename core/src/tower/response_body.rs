@@ -1,5 +1,9 @@
 //! The response body: passed through, or streamed to the client while the host layer's
 //! [`Recorder`] keeps a copy for the replay (B11–B13).
+//!
+//! Dropped before its record is stored (the client went away mid-body), a recorded body
+//! moves to a task of its own that reads the rest for the record, up to the copy's limit,
+//! then stores it (omitted past the limit, B12), so a retry replays it.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -15,6 +19,9 @@ use crate::host::Recorder;
 
 type StoreWrite = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Where an unfinished recording goes when its body is dropped (a task, see service.rs).
+pub(crate) type Rescue<B> = fn(Box<Recording<B>>);
+
 pin_project! {
     /// The response body: the inner service's, passed through or recorded while it
     /// streams; a response recorded whole before it was handed back; or an answer made by
@@ -23,13 +30,25 @@ pin_project! {
         #[pin]
         kind: Kind<B>,
     }
+
+    impl<B: Body> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let KindProj::Recording { rec } = this.project().kind.project()
+                && let Some(rec) = rec.take()
+                && rec.unfinished()
+            {
+                (rec.rescue)(rec);
+            }
+        }
+    }
 }
 
 pin_project! {
     #[project = KindProj]
     enum Kind<B: Body> {
         Passthrough { #[pin] body: B },
-        Recording { rec: Box<Recording<B>> },
+        // `None` only while it is being dropped.
+        Recording { rec: Option<Box<Recording<B>>> },
         Collected { frames: VecDeque<Frame<Bytes>> },
         Full { body: Full<Bytes> },
     }
@@ -87,7 +106,7 @@ pub(crate) async fn collect_ready<B: Body<Data = Bytes>>(
                 frames.push_back(frame);
             }
             Some(Some(Err(e))) => {
-                rec.abandon();
+                rec.fail_in_background();
                 return Collected { frames, end: End::Failed(e) };
             }
         }
@@ -96,7 +115,7 @@ pub(crate) async fn collect_ready<B: Body<Data = Bytes>>(
 
 /// A response being streamed and recorded: frames already taken from the body first, then
 /// the rest of the body.
-struct Recording<B: Body> {
+pub(crate) struct Recording<B: Body> {
     body: Pin<Box<B>>,
     rec: Recorder,
     early: VecDeque<Frame<Bytes>>,
@@ -105,9 +124,41 @@ struct Recording<B: Body> {
     completing: Option<StoreWrite>,
     /// The last frame, held back until the write lands.
     held: Option<Frame<Bytes>>,
+    rescue: Rescue<B>,
+}
+
+impl<B: Body> Recording<B> {
+    /// Whether the record is not stored yet (a drop must hand the rest to a task).
+    fn unfinished(&self) -> bool {
+        self.rec.is_active() || self.completing.is_some()
+    }
 }
 
 impl<B: Body<Data = Bytes>> Recording<B> {
+    /// Read the rest of the body for the record, nobody waiting for it (the client is
+    /// gone): to its end, or only until the copy is over the limit, when the record is
+    /// stored without its body. A body that fails releases the key (B11); one that
+    /// neither ends nor fails is given up at `max_lease` (the claim is kept until then).
+    pub(crate) async fn finish_unattended(mut self: Box<Self>) {
+        let bound = self.rec.max_lease();
+        let drive = async move {
+            loop {
+                if self.rec.is_active() && !self.rec.capturing() && self.completing.is_none() {
+                    self.rec.omit();
+                    if let Some(write) = self.rec.finish() {
+                        write.await;
+                    }
+                    return;
+                }
+                match std::future::poll_fn(|cx| self.poll_frame(cx)).await {
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(bound, drive).await;
+    }
+
     fn finish(&mut self) {
         self.completing = self.rec.finish().map(|write| Box::pin(write) as StoreWrite);
     }
@@ -143,7 +194,7 @@ impl<B: Body<Data = Bytes>> Recording<B> {
                     self.finish();
                 }
                 Some(Err(e)) => {
-                    self.rec.abandon();
+                    self.rec.fail_in_background();
                     return Poll::Ready(Some(Err(e)));
                 }
                 None => self.finish(),
@@ -177,13 +228,28 @@ impl<B: Body> ResponseBody<B> {
         ResponseBody { kind: Kind::Passthrough { body } }
     }
 
-    pub(crate) fn recording(body: Pin<Box<B>>, rec: Recorder, collected: Collected<B::Error>) -> Self {
+    pub(crate) fn recording(
+        body: Pin<Box<B>>,
+        rec: Recorder,
+        collected: Collected<B::Error>,
+        rescue: Rescue<B>,
+    ) -> Self {
         let error = match collected.end {
             End::Failed(e) => Some(e),
             End::Ended | End::More => None,
         };
-        let rec = Box::new(Recording { body, rec, early: collected.frames, error, completing: None, held: None });
-        ResponseBody { kind: Kind::Recording { rec } }
+        let early = collected.frames;
+        let rec = Box::new(Recording { body, rec, early, error, completing: None, held: None, rescue });
+        ResponseBody { kind: Kind::Recording { rec: Some(rec) } }
+    }
+
+    /// The recording inside, if this body is one that has not stored its record yet.
+    pub(crate) fn into_unfinished(self) -> Option<Box<Recording<B>>> {
+        let mut body = std::pin::pin!(self);
+        match body.as_mut().project().kind.project() {
+            KindProj::Recording { rec } => rec.take().filter(|r| r.unfinished()),
+            _ => None,
+        }
     }
 
     pub(crate) fn collected(frames: VecDeque<Frame<Bytes>>) -> Self {
@@ -204,7 +270,10 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
             KindProj::Passthrough { body } => body.poll_frame(cx),
             KindProj::Full { body } => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
             KindProj::Collected { frames } => Poll::Ready(frames.pop_front().map(Ok)),
-            KindProj::Recording { rec } => rec.poll_frame(cx),
+            KindProj::Recording { rec } => match rec {
+                Some(rec) => rec.poll_frame(cx),
+                None => Poll::Ready(None),
+            },
         }
     }
 
@@ -213,7 +282,7 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
             Kind::Passthrough { body } => body.is_end_stream(),
             Kind::Full { body } => body.is_end_stream(),
             Kind::Collected { frames } => frames.is_empty(),
-            Kind::Recording { rec } => rec.is_end_stream(),
+            Kind::Recording { rec } => rec.as_ref().is_none_or(|r| r.is_end_stream()),
         }
     }
 
@@ -224,7 +293,7 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
             Kind::Collected { frames } => {
                 SizeHint::with_exact(frames.iter().filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum())
             }
-            Kind::Recording { rec } => rec.size_hint(),
+            Kind::Recording { rec } => rec.as_ref().map_or_else(|| SizeHint::with_exact(0), |r| r.size_hint()),
         }
     }
 }

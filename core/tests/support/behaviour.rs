@@ -69,6 +69,9 @@ macro_rules! behaviour_suite {
             b19_stats_count_every_outcome,
             empty_response_body_is_stored,
             b11_whole_response_stored_before_its_head_is_handed_back,
+            b11_a_client_gone_mid_handler_never_releases,
+            b11_a_client_gone_mid_body_leaves_the_rest_recorded,
+            b11_an_outer_timeout_never_releases,
         );
     };
 }
@@ -669,5 +672,137 @@ pub async fn b11_whole_response_stored_before_its_head_is_handed_back(store: Arc
     assert!(retry.replayed(), "the retry must be a replay: {retry:?}");
     assert_eq!(retry.text(), "whole body");
     assert_eq!(Reply::read(first).await.text(), "whole body");
+    assert_eq!(app.count(), 1);
+}
+
+/// Send `raw` on a new connection to `addr`; after `wait` (or once `until` has been read),
+/// close it, as a client that gave up would.
+async fn leave(addr: std::net::SocketAddr, raw: String, until: Option<&[u8]>, wait: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(raw.as_bytes()).await.unwrap();
+    if let Some(until) = until {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !seen.windows(until.len()).any(|w| w == until) {
+            let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "the server closed before sending {until:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    tokio::time::sleep(wait).await;
+    drop(sock);
+}
+
+fn raw_post(path: &str, key: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nHost: t\r\nIdempotency-Key: {key}\r\nContent-Length: 1\r\n\r\nx")
+}
+
+/// The retry a client sends after giving up: 409 while the first run goes on, then the
+/// replay of it; never a second execution.
+async fn retry_until_answered(app: &TestApp, path: &str, key: &str) -> Reply {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.send(post(path, Some(key), "x")).await;
+        if r.status != StatusCode::CONFLICT || tokio::time::Instant::now() > deadline {
+            return r;
+        }
+        r.assert_problem(409, "key-in-use");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client that goes away while the handler runs (hyper drops the layer's future) does
+/// not give the key back: the handler runs to its end, its response is stored, and the
+/// retry gets it (B11). The retry sent at once meets 409 while the first run goes on.
+/// Two hundred clients at once, each with its own key, each gone mid-handler.
+pub async fn b11_a_client_gone_mid_handler_never_releases(store: Arc<dyn Store>) {
+    const CLIENTS: usize = 200;
+    let app = Arc::new(app(&store, |b| b));
+    let addr = app.serve().await;
+    let keys: Vec<String> = (0..CLIENTS).map(|i| key(&format!("b11-gone-{i}"))).collect();
+    let gone = keys.iter().map(|k| leave(addr, raw_post("/slow?ms=1000", k), None, Duration::from_millis(150)));
+    futures_util::future::join_all(gone).await;
+    app.send(post("/slow?ms=1000", Some(&keys[0]), "x")).await.assert_problem(409, "key-in-use");
+    let retries = keys.iter().map(|k| {
+        let app = app.clone();
+        async move { retry_until_answered(&app, "/slow?ms=1000", k).await }
+    });
+    let mut runs = Vec::new();
+    for retry in futures_util::future::join_all(retries).await {
+        assert!(retry.replayed(), "the retry replays the first run: {} {}", retry.status, retry.text());
+        runs.push(retry.text().to_owned());
+    }
+    runs.sort();
+    runs.dedup();
+    assert_eq!(runs.len(), CLIENTS, "each retry replays its own key's run");
+    assert_eq!(app.count(), CLIENTS, "each handler ran once");
+}
+
+/// A client that goes away after the head of a streamed response: the rest of the body is
+/// read for the record (up to max_response_body, then omitted), and the retry replays it.
+/// Over a real socket first; then with the body dropped after its first frame, as hyper
+/// does once a write to the gone client fails (over loopback that may come only after
+/// the whole body went into the socket's buffer).
+pub async fn b11_a_client_gone_mid_body_leaves_the_rest_recorded(store: Arc<dyn Store>) {
+    let app = app(&store, |b| b);
+    let addr = app.serve().await;
+    // Over the limit: the record is stored without its body (B12).
+    let k = key("b11-large");
+    leave(addr, raw_post("/large?bytes=2000000", &k), Some(b"\r\n\r\n"), Duration::ZERO).await;
+    let retry = retry_until_answered(&app, "/large?bytes=2000000", &k).await;
+    assert!(retry.replayed(), "{} {}", retry.status, retry.text());
+    assert_eq!(retry.header("idempotency-replay"), Some("omitted"));
+    assert_eq!(app.count(), 1);
+    // Within the limit: the whole stream, read on after the client left, is the replay.
+    let k = key("b11-stream");
+    leave(addr, raw_post("/stream", &k), Some(b"data: one"), Duration::ZERO).await;
+    app.state.gate.add_permits(1); // the handler sends the rest after the client left
+    let retry = retry_until_answered(&app, "/stream", &k).await;
+    assert!(retry.replayed(), "{} {}", retry.status, retry.text());
+    assert_eq!(retry.text(), "data: one\n\ndata: two\n\n");
+    assert_eq!(app.count(), 2);
+    // The body dropped after one frame.
+    let k = key("b11-dropped");
+    drop_after_first_frame(&app, "/stream", &k).await;
+    // One permit for the first run's rest, one so a wrong second run ends rather than hangs.
+    app.state.gate.add_permits(2);
+    let retry = retry_until_answered(&app, "/stream", &k).await;
+    assert!(retry.replayed(), "{} {}", retry.status, retry.text());
+    assert_eq!(retry.text(), "data: one\n\ndata: two\n\n");
+    let k = key("b11-dropped-large");
+    drop_after_first_frame(&app, "/large?bytes=3000000", &k).await;
+    let retry = retry_until_answered(&app, "/large?bytes=3000000", &k).await;
+    assert!(retry.replayed(), "{} {}", retry.status, retry.text());
+    assert_eq!(retry.header("idempotency-replay"), Some("omitted"));
+    assert_eq!(app.count(), 4);
+}
+
+async fn drop_after_first_frame(app: &TestApp, path: &str, key: &str) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let res = app.router.clone().oneshot(post(path, Some(key), "x")).await.expect("router is infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let first = body.frame().await.expect("a first frame").expect("the body does not fail");
+    assert!(first.is_data());
+    drop(body);
+}
+
+/// An outer timeout that gives up on the request (it drops the layer's future) is a client
+/// gone too: the handler finishes, its response is stored, the retry replays it (B11).
+pub async fn b11_an_outer_timeout_never_releases(store: Arc<dyn Store>) {
+    use tower::ServiceExt;
+    let app = app(&store, |b| b);
+    let timed = app.router.clone().layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::GATEWAY_TIMEOUT,
+        Duration::from_millis(100),
+    ));
+    let k = key("b11-timeout");
+    let first = timed.oneshot(post("/slow?ms=500", Some(&k), "x")).await.unwrap();
+    assert_eq!(first.status(), StatusCode::GATEWAY_TIMEOUT, "the outer timeout answered");
+    let retry = retry_until_answered(&app, "/slow?ms=500", &k).await;
+    assert!(retry.replayed(), "{} {}", retry.status, retry.text());
+    assert_eq!(retry.text(), "slept:500:run1");
     assert_eq!(app.count(), 1);
 }
