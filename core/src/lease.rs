@@ -42,7 +42,6 @@ pub struct Lease {
 }
 
 /// What the lease and its renewal task share.
-#[derive(Default)]
 struct State {
     /// Set once the lease is known to be taken over, so it is counted once.
     lost: AtomicBool,
@@ -51,6 +50,30 @@ struct State {
     completing: AtomicBool,
     /// Set when the lease was dropped unfinished: released at `max_lease`.
     abandoned: AtomicBool,
+    /// This process's note that it holds the claim (`Shared::held`).
+    hold: Hold,
+}
+
+/// Taken off `Shared::held` once the claim's fate is settled (stored, released, given up),
+/// or at the latest when the lease and its tasks are all gone.
+struct Hold {
+    shared: Arc<Shared>,
+    id: RecordId,
+    ended: AtomicBool,
+}
+
+impl Hold {
+    fn end(&self) {
+        if !self.ended.swap(true, Ordering::Relaxed) {
+            self.shared.held.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.end();
+    }
 }
 
 impl std::fmt::Debug for Lease {
@@ -62,7 +85,13 @@ impl std::fmt::Debug for Lease {
 impl Lease {
     pub(crate) fn start(shared: Arc<Shared>, id: RecordId, token: Token, key: String) -> Lease {
         let runtime = Handle::try_current().ok();
-        let state = Arc::new(State::default());
+        let hold = Hold { shared: shared.clone(), id, ended: AtomicBool::new(false) };
+        let state = Arc::new(State {
+            lost: AtomicBool::new(false),
+            completing: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            hold,
+        });
         let renewer = runtime.as_ref().and_then(|rt| {
             let cfg = &shared.config;
             // Renew only while the claim stays within max_lease; with max_lease equal to
@@ -114,8 +143,10 @@ impl Lease {
         // Renewal goes on until the record has landed or persisting gave up (B17).
         let renewer = self.renewer.take();
         let persisted = persist(e, self.id, self.token, record, self.key.clone(), self.state.clone());
+        let state = self.state.clone();
         let job = async move {
             persisted.await;
+            state.hold.end();
             if let Some(renewer) = renewer {
                 renewer.abort();
             }
@@ -197,7 +228,9 @@ async fn renew(e: Arc<Shared>, id: RecordId, token: Token, key: String, state: A
 }
 
 async fn release(e: Arc<Shared>, id: RecordId, token: Token, key: String, state: Arc<State>) {
-    match e.store.release(&id, token).await {
+    let released = e.store.release(&id, token).await;
+    state.hold.end();
+    match released {
         Ok(Release::Released) => tracing::debug!(target: "idempo", outcome = "released", key),
         Ok(Release::LeaseLost) => lease_lost(&e, &state, &key, "release"),
         Err(err) => {

@@ -22,6 +22,7 @@
 pub mod config;
 pub mod engine;
 pub mod fingerprint;
+mod held;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod key;

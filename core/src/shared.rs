@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue};
 
 use crate::config::Config;
+use crate::held::Held;
 use crate::stats::Stats;
 use crate::store::Store;
 
@@ -16,6 +17,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     /// The request headers `check` reads.
     pub(crate) read: Vec<HeaderName>,
+    /// The claims this process holds.
+    pub(crate) held: Held,
 }
 
 impl Shared {

@@ -70,6 +70,7 @@ macro_rules! behaviour_suite {
             empty_response_body_is_stored,
             b11_whole_response_stored_before_its_head_is_handed_back,
             b11_a_client_gone_mid_handler_never_releases,
+            b17_a_lease_lapsed_in_an_outage_is_not_run_twice,
             b11_a_client_gone_mid_body_leaves_the_rest_recorded,
             b11_an_outer_timeout_never_releases,
         );
@@ -346,28 +347,56 @@ pub async fn b10_renewal_keeps_a_long_handler_exclusive(store: Arc<dyn Store>) {
 }
 
 pub async fn b10_takeover_fences_the_stale_holder(store: Arc<dyn Store>) {
-    // The first holder's renewals are swallowed, so its short lease lapses while it runs.
-    let (faulty, faults) = Faulty::wrap(store);
+    // Two processes on one store. The first holder's renewals are swallowed, so its short
+    // lease lapses while it runs, and the second process takes the key over. (Within one
+    // process a live holder is never taken over: see b17_a_lease_lapsed_in_an_outage…)
+    let (faulty, faults) = Faulty::wrap(store.clone());
     let lease = Duration::from_millis(300);
-    let app = Arc::new(TestApp::new(Idempotency::builder_shared(faulty).lease_ttl(lease).build()));
+    let a = Arc::new(TestApp::new(Idempotency::builder_shared(faulty).lease_ttl(lease).build()));
+    let b = Arc::new(TestApp::beside(&a, Idempotency::builder_shared(store).lease_ttl(lease).build()));
     faults.drop_renewals.store(true, Ordering::SeqCst);
     let k = key("b10t");
-    let (a, k2) = (app.clone(), k.clone());
-    let stale = tokio::spawn(async move { a.send(post("/slow?ms=900", Some(&k2), "")).await });
+    let (a2, k2) = (a.clone(), k.clone());
+    let stale = tokio::spawn(async move { a2.send(post("/slow?ms=900", Some(&k2), "")).await });
     tokio::time::sleep(Duration::from_millis(450)).await;
     faults.drop_renewals.store(false, Ordering::SeqCst);
-    let (b, k3) = (app.clone(), k.clone());
-    let owner = tokio::spawn(async move { b.send(post("/slow?ms=900", Some(&k3), "")).await });
+    let (b2, k3) = (b.clone(), k.clone());
+    let owner = tokio::spawn(async move { b2.send(post("/slow?ms=900", Some(&k3), "")).await });
     let stale = stale.await.unwrap();
     let owner = owner.await.unwrap();
     assert_eq!(stale.status, StatusCode::OK, "the stale holder's client still gets its response");
     assert!(!owner.replayed(), "the second request took the key over and executed");
-    assert_eq!(app.count(), 2);
-    assert_eq!(app.idem.stats().lease_lost, 1, "the stale holder was fenced out, and counted once");
-    let replay = app.send(post("/slow?ms=900", Some(&k), "")).await;
-    assert!(replay.replayed());
-    assert_eq!(replay.body, owner.body, "the new owner's response is the one replayed");
-    assert_ne!(replay.body, stale.body);
+    assert_eq!(a.count(), 2, "one run in each process");
+    assert_eq!(a.idem.stats().lease_lost, 1, "the stale holder was fenced out, and counted once");
+    for app in [&a, &b] {
+        let replay = app.send(post("/slow?ms=900", Some(&k), "")).await;
+        assert!(replay.replayed());
+        assert_eq!(replay.body, owner.body, "the new owner's response is the one replayed");
+        assert_ne!(replay.body, stale.body);
+    }
+}
+
+/// A lease shorter than a store outage (B17): the store goes away while the handler runs,
+/// the lease lapses in the store, and a retry reaches the same process the moment the
+/// store is back, before the holder's completion (retried with back-off) has landed. It
+/// gets 409, then the replay: the handler ran once.
+pub async fn b17_a_lease_lapsed_in_an_outage_is_not_run_twice(store: Arc<dyn Store>) {
+    let (faulty, faults) = Faulty::wrap(store);
+    let app = Arc::new(TestApp::new(Idempotency::builder_shared(faulty).lease_ttl(Duration::from_millis(300)).build()));
+    let k = key("b17-outage");
+    let (a, k2) = (app.clone(), k.clone());
+    let first = tokio::spawn(async move { a.send(post("/slow?ms=500", Some(&k2), "x")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    faults.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(900)).await; // three leases long
+    faults.down.store(false, Ordering::SeqCst);
+    app.send(post("/slow?ms=500", Some(&k), "x")).await.assert_problem(409, "key-in-use");
+    let first = first.await.unwrap();
+    assert_eq!((first.status, first.text()), (StatusCode::OK, "slept:500:run1"));
+    let retry = retry_until_answered(&app, "/slow?ms=500", &k).await;
+    assert!(retry.replayed(), "the retry replays the first run: {} {}", retry.status, retry.text());
+    assert_eq!(retry.text(), "slept:500:run1");
+    assert_eq!(app.count(), 1, "the handler ran once");
 }
 
 pub async fn b11_4xx_stored_5xx_released(store: Arc<dyn Store>) {
@@ -721,12 +750,12 @@ pub async fn b11_a_client_gone_mid_handler_never_releases(store: Arc<dyn Store>)
     let app = Arc::new(app(&store, |b| b));
     let addr = app.serve().await;
     let keys: Vec<String> = (0..CLIENTS).map(|i| key(&format!("b11-gone-{i}"))).collect();
-    let gone = keys.iter().map(|k| leave(addr, raw_post("/slow?ms=1000", k), None, Duration::from_millis(150)));
+    let gone = keys.iter().map(|k| leave(addr, raw_post("/slow?ms=3000", k), None, Duration::from_millis(150)));
     futures_util::future::join_all(gone).await;
-    app.send(post("/slow?ms=1000", Some(&keys[0]), "x")).await.assert_problem(409, "key-in-use");
+    app.send(post("/slow?ms=3000", Some(&keys[0]), "x")).await.assert_problem(409, "key-in-use");
     let retries = keys.iter().map(|k| {
         let app = app.clone();
-        async move { retry_until_answered(&app, "/slow?ms=1000", k).await }
+        async move { retry_until_answered(&app, "/slow?ms=3000", k).await }
     });
     let mut runs = Vec::new();
     for retry in futures_util::future::join_all(retries).await {

@@ -20,6 +20,8 @@ pub struct Faults {
     pub complete_failures: AtomicUsize,
     /// Renewals are swallowed (reported renewed, not sent), so the lease runs out.
     pub drop_renewals: AtomicBool,
+    /// Every operation fails: the store is away.
+    pub down: AtomicBool,
 }
 
 pub struct Faulty {
@@ -41,7 +43,7 @@ fn down() -> StoreError {
 #[async_trait]
 impl Store for Faulty {
     async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError> {
-        if self.faults.claim_down.load(Ordering::SeqCst) {
+        if self.faults.claim_down.load(Ordering::SeqCst) || self.faults.down.load(Ordering::SeqCst) {
             return Err(down());
         }
         if self.faults.corrupt.load(Ordering::SeqCst) {
@@ -52,6 +54,9 @@ impl Store for Faulty {
     }
 
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
+        if self.faults.down.load(Ordering::SeqCst) {
+            return Err(down());
+        }
         if self.faults.drop_renewals.load(Ordering::SeqCst) {
             return Ok(Renewal::Renewed);
         }
@@ -65,6 +70,9 @@ impl Store for Faulty {
         record: &Record,
         ttl: Duration,
     ) -> Result<Completion, StoreError> {
+        if self.faults.down.load(Ordering::SeqCst) {
+            return Err(down());
+        }
         let left = self.faults.complete_failures.load(Ordering::SeqCst);
         if left > 0 {
             self.faults.complete_failures.store(left - 1, Ordering::SeqCst);
@@ -74,6 +82,9 @@ impl Store for Faulty {
     }
 
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
+        if self.faults.down.load(Ordering::SeqCst) {
+            return Err(down());
+        }
         self.inner.release(id, token).await
     }
 }

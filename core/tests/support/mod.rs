@@ -126,7 +126,16 @@ impl TestApp {
 
     /// The app behind `layer` (a layer of `idem` with its own settings, such as a scope).
     pub fn with_layer(idem: Idempotency, layer: idempo::tower::IdempotencyLayer) -> TestApp {
-        let state = AppState::default();
+        TestApp::sharing(idem, layer, AppState::default())
+    }
+
+    /// Another process of the same app: its own layer, the counter of `other`.
+    pub fn beside(other: &TestApp, idem: Idempotency) -> TestApp {
+        let layer = idem.layer();
+        TestApp::sharing(idem, layer, other.state.clone())
+    }
+
+    fn sharing(idem: Idempotency, layer: idempo::tower::IdempotencyLayer, state: AppState) -> TestApp {
         let router = Router::new()
             .route("/echo", routing::post(echo).put(echo).delete(echo).get(echo))
             .route("/status/{code}", routing::post(status))
