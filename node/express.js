@@ -29,7 +29,7 @@ function verify (req, res, buf) {
 }
 
 function idempotency (options) {
-  const { engine, scope, verdict, covers, headersOf, needsCheck } = createEngine(options)
+  const { engine, place, verdict, covers, headersOf, needsCheck } = createEngine(options)
 
   function idempotencyMiddleware (req, res, next) {
     if (!covers(req.method) || !needsCheck(req.headers)) return next()
@@ -42,7 +42,11 @@ function idempotency (options) {
     if (checked === null) return next()
     if (!(checked instanceof native.Pending)) return refuse(req, res, checked)
     const pending = checked
-    if (scope) pending.setScope(String(scope(req)))
+    try {
+      place(pending, req)
+    } catch (err) {
+      return next(typed(err)) // nothing is claimed: a 500 from the app's error handler
+    }
     readBody(req, pending.bodyLimit, (err, body) => {
       if (err === ABORTED) return // the client went away; nothing was claimed
       if (err === TOO_LARGE) return refuse(req, res, pending.tooLarge())

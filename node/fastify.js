@@ -16,7 +16,7 @@ const { typed } = require('./lib/errors')
 const TOO_LARGE = Symbol('too large')
 
 async function idempotencyPlugin (fastify, options) {
-  const { engine, scope, verdict, covers, headersOf, needsCheck } = createEngine(options)
+  const { engine, place, verdict, covers, headersOf, needsCheck } = createEngine(options)
   fastify.decorate('idempotency', {
     stats: () => { needsCheck.flush(); return engine.stats() },
     options: () => engine.options()
@@ -34,7 +34,11 @@ async function idempotencyPlugin (fastify, options) {
     }
     if (checked === null) return done(null, payload)
     if (!(checked instanceof native.Pending)) return refuse(request, reply, checked)
-    if (scope) checked.setScope(String(scope(request)))
+    try {
+      place(checked, request)
+    } catch (err) {
+      return done(typed(err)) // nothing is claimed: a 500 from the error handler
+    }
     const state = { pending: checked, lease: null }
     claim(state, payload, request, reply).then((body) => {
       if (reply.sent) return

@@ -1,3 +1,9 @@
+/**
+ * `scope: GLOBAL_SCOPE`: one namespace for every caller, whatever its credentials (B5).
+ * Without `scope`, a key lives in the namespace of the request's `Authorization` value.
+ */
+export declare const GLOBAL_SCOPE: unique symbol
+
 /** Counters kept by the engine (docs/RULES.md B19), named as `COUNTERS` lists them. */
 export interface IdempotencyStats {
   bypassed: number

@@ -5,12 +5,14 @@ const { MemoryStore, RedisStore, PostgresStore, storeFromUrl } = require('./lib/
 const native = require('./lib/native')
 const { IdempoError, ConfigurationError, StoreUnavailableError, StateError } = require('./lib/errors')
 const { setLogger } = require('./lib/log')
+const { GLOBAL_SCOPE } = require('./lib/engine')
 
 module.exports = {
   MemoryStore,
   RedisStore,
   PostgresStore,
   storeFromUrl,
+  GLOBAL_SCOPE,
   /** The counter names of `stats()`, from the core. */
   COUNTERS: Object.freeze(native.counters()),
   /** The core's default of every option (durations in ms), as `options()` reports them. */

@@ -212,17 +212,41 @@ impl Idempotency {
         for name in &cfg.fingerprint_headers {
             fingerprint.header(name.as_str(), headers.header_values(name));
         }
-        let has_credentials = headers.header_values(&header::AUTHORIZATION).next().is_some()
-            || headers.header_values(&header::COOKIE).next().is_some();
+        let credential = credential(headers.header_values(&header::AUTHORIZATION));
+        let cookie = headers.header_values(&header::COOKIE).next().is_some();
         Check::Proceed(Pending {
             shared: self.shared.clone(),
             key,
             fingerprint,
-            has_credentials,
+            credential,
+            cookie,
             declared,
-            scope: None,
+            scope: Scope::Default,
         })
     }
+}
+
+/// The SHA-256 of a request's `Authorization` values (each length-prefixed), if it has any:
+/// B5's default scope. Only a hash is kept; the credential itself goes nowhere.
+fn credential<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let mut h: Option<Sha256> = None;
+    for v in values {
+        let h = h.get_or_insert_with(Sha256::new);
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v);
+    }
+    h.map(|h| h.finalize().into())
+}
+
+/// Whose namespace a key lives in (B5).
+enum Scope {
+    /// None was set: the caller's `Authorization` when it has one, else the global one.
+    Default,
+    /// What the scope function returned.
+    Named(String),
+    /// The one global namespace, chosen explicitly.
+    Global,
 }
 
 /// The declared body length (B7): `Ok(None)` without `Content-Length`, `Err` when it is not
@@ -255,14 +279,20 @@ pub struct Pending {
     shared: Arc<Shared>,
     key: Key,
     fingerprint: FingerprintBuilder,
-    has_credentials: bool,
+    credential: Option<[u8; 32]>,
+    cookie: bool,
     declared: Option<u64>,
-    scope: Option<String>,
+    scope: Scope,
 }
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending").field("key", &self.key).field("scope", &self.scope).finish_non_exhaustive()
+        let scope = match &self.scope {
+            Scope::Default => None,
+            Scope::Named(s) => Some(s.as_str()),
+            Scope::Global => Some("(global)"),
+        };
+        f.debug_struct("Pending").field("key", &self.key).field("scope", &scope).finish_non_exhaustive()
     }
 }
 
@@ -285,7 +315,13 @@ impl Pending {
 
     /// Put the key in a namespace (B5), from the binding's scope function.
     pub fn set_scope(&mut self, scope: String) {
-        self.scope = Some(scope);
+        self.scope = Scope::Named(scope);
+    }
+
+    /// Put the key in the one global namespace, as asked for explicitly (B5): every caller
+    /// shares it, whatever its credentials.
+    pub fn set_global_scope(&mut self) {
+        self.scope = Scope::Global;
     }
 
     /// The 413 answer for a body over [`Pending::body_limit`] (B7). Nothing is stored.
@@ -303,17 +339,25 @@ impl Pending {
 
     /// Fingerprint the request with its body and claim the key (B5–B9, B16).
     pub async fn begin(self, body: &[u8]) -> Decision {
-        let Pending { shared: e, key, fingerprint, has_credentials, scope, .. } = self;
+        let Pending { shared: e, key, fingerprint, credential, cookie, scope, .. } = self;
         let fingerprint = fingerprint.finish(body);
-        if scope.is_none() && has_credentials && !SCOPE_WARNED.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                target: "idempo",
-                "a request carrying Authorization or Cookie used an idempotency key with no scope \
-                 function: keys are one global namespace, so two users sending the same key share \
-                 one response. Set `scope` to the caller's identity."
-            );
-        }
-        let id = RecordId::new(scope.as_deref(), &key);
+        let id = match (&scope, credential) {
+            (Scope::Named(s), _) => RecordId::new(Some(s), &key),
+            (Scope::Global, _) => RecordId::new(None, &key),
+            (Scope::Default, Some(credential)) => RecordId::of_credential(&credential, &key),
+            (Scope::Default, None) => {
+                if cookie && !SCOPE_WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "idempo",
+                        "a request authenticated by a Cookie used an idempotency key with no scope \
+                         function: without Authorization such requests share one namespace, so two \
+                         users sending the same key share one response. Set `scope` to the caller's \
+                         identity."
+                    );
+                }
+                RecordId::new(None, &key)
+            }
+        };
         let cfg = &e.config;
         // A duplicate of a request this process is running is answered without the store
         // (held.rs). Renewed every third of the lease, its lease has at least 2/3 left.

@@ -47,6 +47,19 @@ impl RecordId {
         RecordId(h.finalize().into())
     }
 
+    /// The identity of `key` for the caller holding `credential`, the SHA-256 of its
+    /// `Authorization` (B5's default when no scope is set). Tagged apart from every scope
+    /// string, so no scope function can produce the same namespace.
+    pub fn of_credential(credential: &[u8; 32], key: &Key) -> RecordId {
+        let mut h = Sha256::new();
+        h.update(IDENTITY_VERSION);
+        h.update([2u8]);
+        h.update(credential);
+        h.update((key.as_str().len() as u64).to_be_bytes());
+        h.update(key.as_str().as_bytes());
+        RecordId(h.finalize().into())
+    }
+
     /// Lower-case hex, for store key names.
     pub fn hex(&self) -> String {
         hex(&self.0)

@@ -42,13 +42,12 @@ async fn b5_warning_once_and_b19_events_with_redacted_keys() {
         .init();
 
     let secret_key = "customer-42-secret-key-material";
-    let with_auth = |key: &str| {
-        Request::post("/echo")
-            .header("idempotency-key", key)
-            .header("authorization", "Bearer t")
-            .body(Body::from("x"))
-            .unwrap()
+    let with = |credential: &str, key: &str| {
+        let (name, value) = credential.split_once(": ").unwrap();
+        Request::post("/echo").header("idempotency-key", key).header(name, value).body(Body::from("x")).unwrap()
     };
+    let with_auth = |key: &str| with("authorization: Bearer t", key);
+    let with_cookie = |key: &str| with("cookie: session=t", key);
 
     // With a scope function, credentials raise no warning.
     let idem = Idempotency::builder(MemoryStore::new()).build();
@@ -58,13 +57,18 @@ async fn b5_warning_once_and_b19_events_with_redacted_keys() {
     let out = logs.take();
     assert!(!out.contains("WARN"), "no warning with a scope function:\n{out}");
 
-    // Without one, the first credentialed request warns, once per process.
+    // Without one, Authorization is the scope (B5): no warning.
     let app = TestApp::new(Idempotency::builder(MemoryStore::new()).build());
-    app.send(with_auth(secret_key)).await;
-    app.send(with_auth(secret_key)).await;
-    app.send(with_auth("another-key")).await;
+    app.send(with_auth("auth-key")).await;
+    let out = logs.take();
+    assert!(!out.contains("WARN"), "no warning when Authorization scopes the key:\n{out}");
+
+    // A Cookie without Authorization shares the global namespace: it warns, once per process.
+    app.send(with_cookie(secret_key)).await;
+    app.send(with_cookie(secret_key)).await;
+    app.send(with_cookie("another-key")).await;
     let other = TestApp::new(Idempotency::builder(MemoryStore::new()).build());
-    other.send(with_auth("third-key")).await;
+    other.send(with_cookie("third-key")).await;
     let out = logs.take();
     assert_eq!(out.matches("WARN").count(), 1, "one warning per process:\n{out}");
     assert!(out.contains("Set `scope`"), "the warning says what to do:\n{out}");

@@ -7,14 +7,20 @@ const { MemoryStore, NATIVE } = require('./stores')
 const { ConfigurationError, typed } = require('./errors')
 require('./log') // idempo's log lines reach the console until setLogger says otherwise
 
+/**
+ * `scope: GLOBAL_SCOPE`: one namespace for every caller, whatever its credentials (B5).
+ * Only for services whose keys are unique across all callers.
+ */
+const GLOBAL_SCOPE = Symbol.for('idempo.globalScope')
+
 /** Split options into the native engine's and the user's own functions. */
 function createEngine (options = {}) {
   const { store = new MemoryStore(), scope, storeStatus, ...engineOptions } = options
   if (!store || !store[NATIVE]) {
     throw new ConfigurationError('store must be a MemoryStore, RedisStore or PostgresStore')
   }
-  if (scope !== undefined && typeof scope !== 'function') {
-    throw new ConfigurationError('scope must be a function of the request returning a string')
+  if (scope !== undefined && scope !== GLOBAL_SCOPE && typeof scope !== 'function') {
+    throw new ConfigurationError('scope must be a function of the request returning a string, or GLOBAL_SCOPE')
   }
   if (storeStatus !== undefined && typeof storeStatus !== 'function') {
     throw new ConfigurationError('storeStatus must be a function of the status code returning a boolean')
@@ -26,7 +32,18 @@ function createEngine (options = {}) {
     throw typed(err)
   }
   const verdict = (status) => verdictOf(storeStatus, status)
-  return { engine, scope, verdict, covers: coverage(engine), headersOf: headerPicker(engine), needsCheck: keyFilter(engine) }
+  return { engine, place: placer(scope), verdict, covers: coverage(engine), headersOf: headerPicker(engine), needsCheck: keyFilter(engine) }
+}
+
+/**
+ * Put a pending key in its namespace (B5): the scope function's answer (a value that is
+ * not a string is refused by the engine), the global one, or, with neither, the core's
+ * default (the caller's Authorization). Throws what the scope function throws.
+ */
+function placer (scope) {
+  if (scope === GLOBAL_SCOPE) return (pending) => pending.setGlobalScope()
+  if (scope) return (pending, req) => pending.setScope(scope(req))
+  return () => {}
 }
 
 /**
@@ -152,4 +169,4 @@ function toBuffer (chunk, encoding) {
   return Buffer.from(String(chunk), typeof encoding === 'string' ? encoding : 'utf8')
 }
 
-module.exports = { createEngine, drain, headerObject, flatHeaders, toBuffer }
+module.exports = { GLOBAL_SCOPE, createEngine, drain, headerObject, flatHeaders, toBuffer }

@@ -12,6 +12,7 @@ from idempo._native import (
     StoreCorruptError,
     StoreUnavailableError,
 )
+from idempo._options import GLOBAL_SCOPE
 from idempo._stores import MemoryStore, PostgresStore, RedisStore, store_from_url
 
 Store = MemoryStore | RedisStore | PostgresStore
@@ -19,6 +20,7 @@ Store = MemoryStore | RedisStore | PostgresStore
 
 __all__ = [
     "COUNTERS",
+    "GLOBAL_SCOPE",
     "ConfigurationError",
     "IdempoError",
     "MemoryStore",

@@ -10,11 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Generic, Literal, TypeVar
 
-from idempo._native import Engine
+from idempo._native import Engine, Pending
 from idempo._stores import MemoryStore, PostgresStore, RedisStore
 
 AppT = TypeVar("AppT")
 ScopeArgT = TypeVar("ScopeArgT")
+
+
+class _GlobalScope:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "idempo.GLOBAL_SCOPE"
+
+
+GLOBAL_SCOPE = _GlobalScope()
+"""``scope=GLOBAL_SCOPE``: one namespace for every caller, whatever its credentials (B5).
+Only for services whose keys are unique across all callers."""
 
 
 class Configured(Generic[AppT, ScopeArgT]):
@@ -27,7 +39,7 @@ class Configured(Generic[AppT, ScopeArgT]):
         app: AppT,
         store: MemoryStore | RedisStore | PostgresStore | None = None,
         *,
-        scope: Callable[[ScopeArgT], str] | None = None,
+        scope: Callable[[ScopeArgT], str] | _GlobalScope | None = None,
         store_status: Callable[[int], bool] | None = None,
         methods: Iterable[str] | None = None,
         header: str | None = None,
@@ -51,8 +63,8 @@ class Configured(Generic[AppT, ScopeArgT]):
 
         if store_status is not None and not callable(store_status):
             raise ConfigurationError("store_status must be a callable taking the status code and returning a bool")
-        if scope is not None and not callable(scope):
-            raise ConfigurationError("scope must be a callable returning the caller's namespace (a str)")
+        if scope is not None and scope is not GLOBAL_SCOPE and not callable(scope):
+            raise ConfigurationError("scope must be a callable returning the caller's namespace (a str), or GLOBAL_SCOPE")
         self.app = app
         self.scope = scope
         self.store_status = store_status
@@ -76,6 +88,14 @@ class Configured(Generic[AppT, ScopeArgT]):
             fingerprint_secret=fingerprint_secret,
             problem_base=problem_base,
         )
+
+    def place(self, pending: Pending, arg: ScopeArgT) -> None:
+        """Put the key in its namespace (B5): the scope function's answer, the global one,
+        or, with neither, the core's default (the caller's ``Authorization``)."""
+        if isinstance(self.scope, _GlobalScope):
+            pending.set_global_scope()
+        elif self.scope is not None:
+            pending.set_scope(self.scope(arg))
 
     def verdict(self, status: int) -> bool | str | None:
         """What ``store_status`` says of ``status``, for the engine: ``None`` without one,

@@ -49,8 +49,7 @@ class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
             await _refuse(receive, send, checked)
             return
         pending = checked
-        if self.scope is not None:
-            pending.set_scope(self.scope(scope))
+        self.place(pending, scope)
         body = await _read_body(receive, pending.body_limit)
         if body is _DISCONNECTED:
             return  # the client is gone and nothing was claimed

@@ -44,8 +44,7 @@ class IdempotencyMiddleware(Configured[WSGIApp, Environ]):
         if isinstance(checked, tuple):
             return _refuse(environ, start_response, checked)
         pending = checked
-        if self.scope is not None:
-            pending.set_scope(self.scope(environ))
+        self.place(pending, environ)
         try:
             body = _read_body(environ, pending.declared_length, pending.body_limit)
         except _TooLarge:

@@ -18,8 +18,7 @@ def create_app(store: Any, counter: Counter, **options: Any) -> Any:
     app.add_middleware(
         IdempotencyMiddleware,
         store=store,
-        scope=lambda scope: dict(scope["headers"]).get(b"x-tenant", b"").decode("latin-1"),
-        **options,
+        **{"scope": lambda scope: dict(scope["headers"]).get(b"x-tenant", b"").decode("latin-1"), **options},
     )
 
     @app.post("/echo", status_code=201)

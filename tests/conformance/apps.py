@@ -57,7 +57,7 @@ def start(command: list[str], store: str, extra: dict[str, str] | None = None) -
     goes to a file (`log_of`), never to a pipe nobody drains."""
     port = free_port()
     env = {**os.environ, "PORT": str(port), "IDEMPO_STORE": STORE_ENV[store](), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "5000"}
-    for name in ("IDEMPO_COUNTER_FILE", "WORKERS", "IDEMPO_ON_STORE_ERROR", "IDEMPO_LEASE_TTL_MS"):
+    for name in ("IDEMPO_COUNTER_FILE", "WORKERS", "IDEMPO_ON_STORE_ERROR", "IDEMPO_LEASE_TTL_MS", "IDEMPO_SCOPE"):
         env.pop(name, None)
     env.update(extra or {})
     log = tempfile.NamedTemporaryFile(prefix="idempo-app-", suffix=".log", delete=False)  # noqa: SIM115

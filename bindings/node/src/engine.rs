@@ -140,10 +140,19 @@ impl Pending {
         Ok(self.get()?.declared_length().map(|n| n as f64))
     }
 
-    /// Put the key in a namespace (B5).
+    /// Put the key in a namespace (B5): what the scope function returned, which must be a
+    /// string (`undefined` is an error: no request may fall into a shared namespace by mistake).
     #[napi(catch_unwind)]
-    pub fn set_scope(&mut self, scope: String) -> Result<()> {
+    pub fn set_scope(&mut self, scope: Option<String>) -> Result<()> {
+        let scope = scope.ok_or_else(|| config(host::SCOPE_MISSING))?;
         self.get()?.set_scope(scope);
+        Ok(())
+    }
+
+    /// Put the key in the one global namespace, chosen explicitly (B5).
+    #[napi(catch_unwind)]
+    pub fn set_global_scope(&mut self) -> Result<()> {
+        self.get()?.set_global_scope();
         Ok(())
     }
 

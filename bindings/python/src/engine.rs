@@ -157,9 +157,17 @@ impl Pending {
         Ok(self.get()?.declared_length())
     }
 
-    /// Put the key in a namespace (B5).
-    fn set_scope(&mut self, scope: String) -> PyResult<()> {
+    /// Put the key in a namespace (B5): what the scope function returned, which must be a
+    /// string (`None` is an error: no request may fall into a shared namespace by mistake).
+    fn set_scope(&mut self, scope: Option<String>) -> PyResult<()> {
+        let scope = scope.ok_or_else(|| config(host::SCOPE_MISSING))?;
         self.get()?.set_scope(scope);
+        Ok(())
+    }
+
+    /// Put the key in the one global namespace, chosen explicitly (B5).
+    fn set_global_scope(&mut self) -> PyResult<()> {
+        self.get()?.set_global_scope();
         Ok(())
     }
 

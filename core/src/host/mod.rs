@@ -27,6 +27,11 @@ pub mod store;
 pub mod text;
 
 pub use body::DRAIN_LIMIT;
+
+/// What a binding says when the user's scope function returned nothing (B5): an error, so
+/// no request falls into a shared namespace by mistake.
+pub const SCOPE_MISSING: &str =
+    "the scope function returned nothing: it must return the caller's identity as a string (B5)";
 pub use options::{Dialect, Value};
 pub use recorder::Recorder;
 

@@ -11,8 +11,9 @@
 //! let idem = Idempotency::builder(MemoryStore::new()).required(true).build();
 //! let layer = idem.layer().scope(|req| {
 //!     // The caller, as the authentication in front of this layer established it.
-//!     req.headers.get("x-account").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+//!     req.extensions.get::<AccountId>().map(|a| a.0.clone()).unwrap_or_default()
 //! });
+//! # #[derive(Clone)] struct AccountId(String);
 //! let app: Router = Router::new().route("/charge", post(charge)).layer(layer);
 //! ```
 //!

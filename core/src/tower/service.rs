@@ -8,7 +8,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::future::{BoxResponseFuture, ResponseFuture};
-use super::layer::ScopeFn;
+use super::layer::ScopeRule;
 use super::request_body::{ReadError, RequestBody, drain, read_body};
 use super::response_body::{Collected, End, Recording, ResponseBody, collect_ready};
 use crate::engine::{Check, Decision, Idempotency};
@@ -52,7 +52,7 @@ where
 pub struct IdempotencyService<S> {
     inner: S,
     idem: Idempotency,
-    scope: Option<ScopeFn>,
+    scope: ScopeRule,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for IdempotencyService<S> {
@@ -62,7 +62,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for IdempotencyService<S> {
 }
 
 impl<S> IdempotencyService<S> {
-    pub(crate) fn new(inner: S, idem: Idempotency, scope: Option<ScopeFn>) -> Self {
+    pub(crate) fn new(inner: S, idem: Idempotency, scope: ScopeRule) -> Self {
         IdempotencyService { inner, idem, scope }
     }
 
@@ -117,8 +117,10 @@ where
             Check::Respond(res) => return ResponseFuture::ready(res),
             Check::Proceed(pending) => pending,
         };
-        if let Some(scope) = &self.scope {
-            pending.set_scope(scope(&parts));
+        match &self.scope {
+            ScopeRule::Default => {}
+            ScopeRule::Fn(scope) => pending.set_scope(scope(&parts)),
+            ScopeRule::Global => pending.set_global_scope(),
         }
         // The service that was polled ready goes into the future; a fresh clone stays.
         let clone = self.inner.clone();
