@@ -46,10 +46,16 @@ pub mod defaults {
     pub const ON_STORE_ERROR: super::OnStoreError = super::OnStoreError::FailClosed;
     pub const PERSIST_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// Which statuses are stored when no `store_status` is given (B11).
+    /// Which statuses are stored when no `store_status` is given (B11): everything below
+    /// 500 but the transient refusals a retry is meant to get past (authentication, proxy
+    /// authentication, timeout, too early, too many requests). A stored 429 would be
+    /// replayed for `ttl`, without the `Retry-After` that said when to come back.
     pub fn store_status(status: u16) -> bool {
-        status < 500
+        status < 500 && !TRANSIENT.contains(&status)
     }
+
+    /// The 4xx statuses never stored by default (B11).
+    pub const TRANSIENT: [u16; 5] = [401, 407, 408, 425, 429];
 }
 
 /// The longest any duration option may be: a longer one is a mistake, and would overflow
@@ -303,7 +309,8 @@ impl Builder {
         self
     }
 
-    /// Which statuses are stored (B11). Default: below 500.
+    /// Which statuses are stored (B11). Default: below 500, except the transient 401, 407,
+    /// 408, 425 and 429.
     pub fn store_status(mut self, f: impl Fn(u16) -> bool + Send + Sync + 'static) -> Self {
         self.store_status = Some(Arc::new(f));
         self
@@ -433,6 +440,17 @@ impl Builder {
 mod tests {
     use super::*;
     use crate::{Idempotency, MemoryStore};
+
+    #[test]
+    fn b11_transient_refusals_are_not_stored_by_default() {
+        let idem = Idempotency::builder(MemoryStore::new()).build();
+        for status in [401, 407, 408, 425, 429, 500, 503] {
+            assert!(!idem.config().stores(status, None), "{status} is stored");
+        }
+        for status in [200, 201, 204, 301, 400, 403, 404, 409, 410, 422, 499] {
+            assert!(idem.config().stores(status, None), "{status} is not stored");
+        }
+    }
 
     #[test]
     fn defaults_are_the_documented_defaults() {
