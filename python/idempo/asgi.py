@@ -183,7 +183,12 @@ class _Recorder:
                     await done
         elif kind == "http.response.start":
             status = message["status"]
-            self.lease.start(status, message.get("headers", ()), self.middleware.verdict(status))
+            if self.lease.start(status, message.get("headers", ()), self.middleware.verdict(status)):
+                # A server sends a head without a body (204, 304, Content-Length: 0) as the
+                # whole response: stored first, so a retry sent at once finds the replay.
+                done = self.lease.complete(self.loop)
+                if done is not None:
+                    await done
         try:
             await self.send(message)
         except OSError:

@@ -209,9 +209,10 @@ pub struct Lease {
 impl Lease {
     /// The response head: status, `(name, value)` header pairs (bytes or str), and what
     /// the user's `store_status` said of the status: a bool, an error message if it
-    /// raised, or `None` without one.
+    /// raised, or `None` without one. True when the head is the whole response (204,
+    /// 304, `Content-Length: 0`): complete before sending it on.
     #[pyo3(signature = (status, headers, verdict = None))]
-    fn start(&mut self, status: u32, headers: &Bound<'_, PyAny>, verdict: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn start(&mut self, status: u32, headers: &Bound<'_, PyAny>, verdict: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
         let verdict = match verdict.map(|v| (v.cast::<PyString>().map(|s| s.to_string()), v)) {
             Some((Ok(error), _)) => Some(Err(error)),
             Some((Err(_), v)) => Some(Ok(v.is_truthy()?)),
@@ -222,7 +223,8 @@ impl Lease {
             let item = item?;
             pairs.push((header_bytes(&item.get_item(0)?)?, header_bytes(&item.get_item(1)?)?));
         }
-        self.rec.start_raw(status, pairs, verdict).map_err(|e| config(e.to_string()))
+        self.rec.start_raw(status, pairs, verdict).map_err(|e| config(e.to_string()))?;
+        Ok(self.rec.head_is_whole())
     }
 
     /// A chunk of the body, as it goes to the client.

@@ -33,6 +33,8 @@ struct Head {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The body copy; `None` when the status is not stored (nothing to keep).
     capture: Option<Capture>,
+    /// The head says there is no body (204, 304, `Content-Length: 0`).
+    empty: bool,
 }
 
 /// A status code that HTTP does not have; the integration reports it as its own error.
@@ -55,6 +57,14 @@ impl Recorder {
     /// Whether the key is still held: the response has not ended.
     pub fn is_active(&self) -> bool {
         self.lease.is_some()
+    }
+
+    /// Whether the head just given is the whole response (204, 304, `Content-Length: 0`):
+    /// a server writes such a head to the client as a complete response at once, so the
+    /// integration stores it before handing the head on, or a retry sent at once would
+    /// meet the key still in flight.
+    pub fn head_is_whole(&self) -> bool {
+        self.lease.is_some() && matches!(&self.head, Some(Head { empty: true, .. }))
     }
 
     /// Whether the head has been seen.
@@ -115,7 +125,8 @@ impl Recorder {
         // An informational head (101: an upgrade) is never a response to replay (B13).
         let stored = !status.is_informational() && config.stores(status.as_u16(), verdict);
         let capture = stored.then(|| Capture::new(config.max_response_body, length));
-        self.head = Some(Head { status, headers, capture });
+        let empty = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) || length == Some(0);
+        self.head = Some(Head { status, headers, capture, empty });
     }
 
     /// How long a claim may be kept alive by renewal (`max_lease`).
@@ -143,7 +154,7 @@ impl Recorder {
         let head = self.head.take();
         Some(async move {
             match head {
-                Some(Head { status, headers, capture: Some(capture) }) => {
+                Some(Head { status, headers, capture: Some(capture), .. }) => {
                     lease.store(Record { status, headers, body: capture.finish() }).await;
                 }
                 _ => lease.release().await,
