@@ -5,6 +5,7 @@
 //! the parent must not share its sockets with the children, so each process opens its own
 //! connections on first use. [`ProcessStore`] does that for any host.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -263,6 +264,8 @@ type Cell = Arc<OnceCell<Connected>>;
 pub struct ProcessStore {
     spec: StoreSpec,
     current: Mutex<Option<(u32, Cell)>>,
+    /// The process that made it.
+    creator: u32,
 }
 
 impl std::fmt::Debug for ProcessStore {
@@ -273,7 +276,7 @@ impl std::fmt::Debug for ProcessStore {
 
 impl ProcessStore {
     pub fn new(spec: StoreSpec) -> Arc<ProcessStore> {
-        Arc::new(ProcessStore { spec, current: Mutex::new(None) })
+        Arc::new(ProcessStore { spec, current: Mutex::new(None), creator: std::process::id() })
     }
 
     pub fn spec(&self) -> &StoreSpec {
@@ -286,6 +289,20 @@ impl ProcessStore {
         match &*current {
             Some((owner, cell)) if *owner == pid => cell.clone(),
             _ => {
+                // A memory store made in another process (before a fork): this one starts
+                // empty, and a key sent to two workers runs twice (B21). Said once.
+                static WARNED: AtomicBool = AtomicBool::new(false);
+                if pid != self.creator
+                    && matches!(self.spec, StoreSpec::Memory { .. })
+                    && !WARNED.swap(true, Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        target: "idempo",
+                        "a MemoryStore made in another process is used in this one (a forked worker): \
+                         each process has its own, empty store, so a key sent to two workers runs twice; \
+                         use a RedisStore or PostgresStore with several workers"
+                    );
+                }
                 let cell = Cell::default();
                 *current = Some((pid, cell.clone()));
                 cell
