@@ -8,6 +8,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const http = require('node:http')
+const net = require('node:net')
 const { key, eachApp, env, FIXTURES } = require('./helpers')
 
 const N = 200
@@ -42,26 +43,53 @@ eachApp(test, 'B8: 200 concurrent duplicates run the handler once', async ({ bas
   assert.equal(counter.get(), 1)
 })
 
+/** A port free right now (the kernel's choice), for an app started in another process. */
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().once('error', reject)
+    probe.listen(0, '127.0.0.1', () => { const { port } = probe.address(); probe.close(() => resolve(port)) })
+  })
+}
+
+/**
+ * Start the Express fixture app as two node:cluster workers on one port. Another process
+ * may take the port between the probe and the bind (the suites run side by side): the app
+ * then exits, and it is started again on another port.
+ */
+async function startCluster (extraEnv) {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const child = spawn(process.execPath, [path.join(FIXTURES, 'express-app.js')], {
+      env: { ...process.env, ...extraEnv, PORT: String(port), WORKERS: '2' },
+      stdio: ['ignore', 'inherit', 'inherit']
+    })
+    const exited = new Promise(resolve => child.once('exit', resolve))
+    const running = () => child.exitCode === null && child.signalCode === null
+    const base = `http://127.0.0.1:${port}`
+    for (let i = 0; i < 200 && running(); i++) {
+      try {
+        await fetch(base + '/counter')
+        return { base, stop: async () => { if (running()) child.kill(); await exited } }
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+    }
+    if (running()) child.kill()
+    await exited
+    if (attempt >= 2) throw new Error('the cluster app did not start')
+  }
+}
+
 test('B8: 200 concurrent duplicates across two node:cluster workers on Redis run once', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-cluster-'))
-  const port = 20000 + Math.floor(Math.random() * 20000)
-  // The Express fixture app with WORKERS=2 runs as two node:cluster workers on one port.
-  const child = spawn(process.execPath, [path.join(FIXTURES, 'express-app.js')], {
-    env: { ...process.env, PORT: String(port), WORKERS: '2', IDEMPO_STORE: env('REDIS_URL', 'Redis'), IDEMPO_COUNTER_FILE: path.join(dir, 'count') },
-    stdio: ['ignore', 'inherit', 'inherit']
-  })
+  const app = await startCluster({ IDEMPO_STORE: env('REDIS_URL', 'Redis'), IDEMPO_COUNTER_FILE: path.join(dir, 'count') })
   try {
-    const base = `http://127.0.0.1:${port}`
-    for (let i = 0; ; i++) {
-      try { await fetch(base + '/counter'); break } catch (err) { if (i > 200) throw err; await new Promise(resolve => setTimeout(resolve, 50)) }
-    }
-    const responses = await fire(base, key('cluster'))
+    const responses = await fire(app.base, key('cluster'))
     checkOutcome(responses)
     const pids = new Set(responses.map(r => r.headers['x-pid']))
     assert.equal(pids.size, 2, `both workers answered: ${[...pids]}`)
     assert.equal(fs.readFileSync(path.join(dir, 'count'), 'utf8'), '1')
   } finally {
-    child.kill()
-    await new Promise(resolve => child.once('exit', resolve))
+    await app.stop()
   }
 })
