@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,24 +28,37 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Until something listens on the port; with `proc`, until that process does (a server
+    another suite started on the same port is never taken for it)."""
+    from apps import owns_listener  # tests/conformance, on the path (conftest.py)
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        if proc is not None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            if owns_listener(proc.pid, port):
                 return
-        except OSError:
-            time.sleep(0.05)
+        else:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port}")
 
 
 @asynccontextmanager
 async def uvicorn_in_loop(app: Any) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn inside the current event loop."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
+    # The socket is bound here and handed over, so no other suite running beside this one
+    # can take the port between choosing it and listening on it.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
     try:
@@ -53,6 +66,7 @@ async def uvicorn_in_loop(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+        sock.close()
 
 
 @contextmanager
@@ -60,8 +74,9 @@ def waitress_in_thread(app: Any, threads: int = 16) -> Iterator[str]:
     """Serve a WSGI app with waitress (a threaded production server) in a thread."""
     import waitress.server
 
-    port = free_port()
-    server = waitress.server.create_server(app, host="127.0.0.1", port=port, threads=threads, backlog=1024)
+    # Port 0: waitress binds at once and says which port it got.
+    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads, backlog=1024)
+    port = server.effective_port
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for_port(port)
@@ -106,20 +121,38 @@ def wsgiref_in_thread(app: Any) -> Any:
 
 
 @contextmanager
-def fixture_process(argv: list[str], env: dict[str, str], port: int) -> Iterator[str]:
-    """Run a fixture app server in a subprocess."""
-    full_env = {**os.environ, **env, "PORT": str(port), "PYTHONPATH": str(FIXTURES)}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for_port(port, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
+def fixture_process(make_argv: Callable[[int], list[str]], env: dict[str, str], tries: int = 3) -> Iterator[str]:
+    """Run a fixture app server in a subprocess on a free port. The port is chosen before the
+    process binds it, so another suite running beside this one can take it in between: a
+    server that exits before it listens is started again on another port."""
+    for attempt in range(tries):
+        port = free_port()
+        full_env = {**os.environ, **env, "PORT": str(port), "PYTHONPATH": str(FIXTURES)}
+        argv = make_argv(port)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            try:
+                wait_for_port(port, proc=proc)
+            except RuntimeError:
+                if attempt + 1 < tries:
+                    continue
+                raise
+            yield f"http://127.0.0.1:{port}"
+            return
+        finally:
+            stop(proc)
+    raise AssertionError("unreachable")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def gunicorn(port: int, *extra: str) -> list[str]:

@@ -15,7 +15,7 @@ import wsgi_app
 from fixture_common import Counter
 
 from idempo_tests.conftest import env, key, make_store
-from idempo_tests.servers import fixture_process, free_port, gunicorn, uvicorn_in_loop, waitress_in_thread
+from idempo_tests.servers import fixture_process, gunicorn, uvicorn_in_loop, waitress_in_thread
 
 N = 200
 
@@ -57,11 +57,12 @@ async def test_b8_threaded_wsgi_two_hundred_concurrent_duplicates_run_once(store
 async def test_b8_two_gunicorn_workers_preloaded_on_redis_run_once() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         counter_file = Path(tmp) / "count"
-        port = free_port()
         env_vars = {"IDEMPO_STORE": env("REDIS_URL", "Redis"), "IDEMPO_COUNTER_FILE": str(counter_file)}
         # --preload: the store is made in the master, before the workers are forked.
-        argv = gunicorn(port, "--preload", "-w", "2", "--threads", "32", "--backlog", "1024")
-        with fixture_process(argv, env_vars, port) as base:
+        def argv(port: int) -> list[str]:
+            return gunicorn(port, "--preload", "-w", "2", "--threads", "32", "--backlog", "1024")
+
+        with fixture_process(argv, env_vars) as base:
             responses = await fire(base, key("gunicorn"))
             check_outcome(responses)
             pids = {r.headers["x-pid"] for r in responses}

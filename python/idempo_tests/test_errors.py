@@ -47,12 +47,19 @@ class OwnRedis:
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
         assert binary, "redis-server must be installed (make test installs it)"
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, proc=self.proc)
+        # A port taken by a suite running beside this one makes redis-server exit: try another.
+        for attempt in range(3):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+            )
+            try:
+                wait_for_port(self.port, proc=self.proc)
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
 
     def stop(self) -> None:
         self.proc.kill()

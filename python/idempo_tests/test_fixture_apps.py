@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from idempo_tests.conftest import env, key
-from idempo_tests.servers import ROOT, fixture_process, free_port
+from idempo_tests.servers import ROOT, fixture_process
 
 APPS = json.loads((ROOT / "tests" / "fixtures" / "apps.json").read_text())
 
@@ -20,9 +20,8 @@ APPS = json.loads((ROOT / "tests" / "fixtures" / "apps.json").read_text())
 async def test_fixture_app_serves_the_contract(name: str, store: str) -> None:
     url = {"memory": "memory", "redis": "REDIS_URL", "postgres": "DATABASE_URL"}[store]
     store_url = url if url == "memory" else env(url, store)
-    port = free_port()
     command = [str(ROOT / APPS[name]["command"][0]), *APPS[name]["command"][1:]]
-    with fixture_process(command, {"IDEMPO_STORE": store_url, "IDEMPO_REQUIRED": "1"}, port) as base:
+    with fixture_process(lambda _port: command, {"IDEMPO_STORE": store_url, "IDEMPO_REQUIRED": "1"}) as base:
         # No keep-alive: uvicorn closes a connection whose app raised.
         limits = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:

@@ -36,16 +36,49 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listener_inodes(port: int) -> set[str]:
+    """The socket inodes listening on 127.0.0.1:port (or any address), from /proc/net/tcp."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found
+
+
+def owns_listener(pid: int, port: int) -> bool:
+    """Whether the process or one under it holds the socket listening on the port, so that a
+    server another suite started on the same port is never taken for this one."""
+    inodes = {f"socket:[{inode}]" for inode in listener_inodes(port)}
+    if not inodes:
+        return False
+    for p in tree(pid):
+        try:
+            fds = list(Path(f"/proc/{p}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
 def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise Failure(f"the app exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
+        if owns_listener(proc.pid, port):
+            return
+        time.sleep(0.05)
     raise Failure(f"the app did not listen on {port}")
 
 
@@ -95,6 +128,21 @@ async def started(proc: subprocess.Popen[bytes], port: int) -> str | None:
         return f"app did not start: {e} {err}"
 
 
+async def listening(command: list[str], store: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """`start`, then wait until the app listens. The port is chosen before the app binds it,
+    so a suite running beside this one can take it in between: an app that exits saying its
+    address is in use is started again on another port. Raises Failure when it does not start."""
+    for attempt in range(3):
+        proc, port = start(command, store, extra)
+        why = await started(proc, port)
+        if why is None:
+            return proc, port
+        stop(proc)
+        if attempt == 2 or not any(s in why.lower() for s in ("in use", "eaddrinuse")):
+            raise Failure(why)
+    raise AssertionError("unreachable")
+
+
 def tree(pid: int) -> list[int]:
     """A process and every process under it (gunicorn's master and its worker)."""
     try:
@@ -134,10 +182,8 @@ def rss_of_tree(pid: int) -> int:
 async def serving(command: list[str], store: str, extra: dict[str, str] | None = None) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
     """The app started on a free port, as (process, base URL); stopped afterwards. Raises
     Failure when it does not start."""
-    proc, port = start(command, store, extra)
+    proc, port = await listening(command, store, extra)
     try:
-        if why := await started(proc, port):
-            raise Failure(why)
         yield proc, f"http://127.0.0.1:{port}"
     finally:
         stop(proc)

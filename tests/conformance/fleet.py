@@ -6,11 +6,12 @@ other, whichever integration wrote it and whichever serves it."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from typing import Any
 
 import httpx
-from apps import client, start, started, stop
+from apps import Failure, client, listening, stop
 
 # The default replayable headers (docs/RULES.md B14), as a client sees them.
 REPLAYABLE = [
@@ -32,12 +33,13 @@ def describe(part: tuple[int, list[tuple[str, list[str]]], bytes]) -> str:
 
 async def run_fleet(apps: dict[str, Any], names: list[str], store: str) -> dict[str, str | None]:
     """One cell per ordered pair source->target; None when it passed."""
-    procs = {name: start(apps[name]["command"], store) for name in names}
+    procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     results: dict[str, str | None] = {}
     try:
-        for name, (proc, port) in procs.items():
-            why = await started(proc, port)
-            if why:
+        for name in names:
+            try:
+                procs[name] = await listening(apps[name]["command"], store)
+            except Failure as why:
                 return {f"{a}->*": f"{name}: {why}" for a in names}
         async with client() as http:
             for source in names:
