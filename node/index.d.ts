@@ -74,9 +74,19 @@ export declare function defaults (): EffectiveOptions
 /** The counter names of `stats()`, in order. */
 export declare const COUNTERS: ReadonlyArray<keyof IdempotencyStats>
 
+/** The bounds of a MemoryStore (docs/RULES.md B21); the core's defaults apply to those left out. */
+export interface MemoryStoreOptions {
+  /** Entries in all (default 100 000). */
+  maxEntries?: number
+  /** Entries one scope may hold (default a tenth of `maxEntries`); it never evicts another scope's records. */
+  maxEntriesPerScope?: number
+  /** Bytes of stored responses in all (default 64 MiB); a scope holds the same share of them. */
+  maxBytes?: number
+}
+
 /** An in-process store: one process, no services. */
 export declare class MemoryStore {
-  constructor (options?: { maxEntries?: number })
+  constructor (options?: MemoryStoreOptions)
 }
 
 /**
@@ -85,7 +95,7 @@ export declare class MemoryStore {
  */
 export declare function storeFromUrl (
   url: string,
-  options?: { maxEntries?: number, prefix?: string, table?: string, migrate?: boolean }
+  options?: MemoryStoreOptions & { prefix?: string, table?: string, migrate?: boolean }
 ): Promise<Store>
 
 /** A store in Redis or Redis Cluster. */

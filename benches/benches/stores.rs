@@ -107,7 +107,18 @@ fn stores(c: &mut Criterion) {
         std::env::var("DATABASE_URL").expect("DATABASE_URL (make bench-stores starts a throwaway PostgreSQL)");
 
     // Large enough that the benchmark never fills it: this measures operations, not eviction.
-    bench_store(c, &rt, "memory", Arc::new(MemoryStore::with_max_entries(50_000_000)));
+    bench_store(
+        c,
+        &rt,
+        "memory",
+        Arc::new(
+            MemoryStore::builder()
+                .max_entries(50_000_000)
+                .max_entries_per_scope(50_000_000)
+                .max_bytes(usize::MAX)
+                .build(),
+        ),
+    );
 
     let redis = rt.block_on(RedisStore::connect(&redis_url)).unwrap();
     let ping = rt.block_on(redis::Client::open(redis_url.as_str()).unwrap().get_connection_manager()).unwrap();

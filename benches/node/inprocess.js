@@ -40,7 +40,7 @@ function fakeRes () {
 }
 
 async function express () {
-  const mw = idempotency({ store: new MemoryStore({ maxEntries: 10_000_000 }) })
+  const mw = idempotency({ store: new MemoryStore({ maxEntries: 10_000_000, maxEntriesPerScope: 10_000_000, maxBytes: 2 ** 40 }) })
   const rawHeaders = ['Host', 'api.example.com', 'Content-Type', 'application/json', 'Content-Length', '15', 'User-Agent', 'bench', 'Accept', '*/*']
   const headers = { host: 'api.example.com', 'content-type': 'application/json', 'content-length': '15', 'user-agent': 'bench', accept: '*/*' }
   const get = { method: 'GET', url: '/charges', originalUrl: '/charges', rawHeaders, headers }
@@ -71,7 +71,7 @@ async function express () {
 async function fastify () {
   const build = async (withPlugin) => {
     const app = Fastify()
-    if (withPlugin) await app.register(require(path.join(node, 'fastify')), { store: new MemoryStore({ maxEntries: 10_000_000 }) })
+    if (withPlugin) await app.register(require(path.join(node, 'fastify')), { store: new MemoryStore({ maxEntries: 10_000_000, maxEntriesPerScope: 10_000_000, maxBytes: 2 ** 40 }) })
     app.get('/charges', async () => ({ ok: true }))
     app.post('/charges', async (req, reply) => reply.code(201).send({ id: 'ch_1' }))
     await app.ready()

@@ -55,7 +55,7 @@ async def per_request(app: Any, scopes: list[dict[str, Any]]) -> float:
 
 
 async def main() -> None:
-    wrapped = IdempotencyMiddleware(bare, store=MemoryStore(max_entries=10_000_000))
+    wrapped = IdempotencyMiddleware(bare, store=MemoryStore(max_entries=10_000_000, max_entries_per_scope=10_000_000, max_bytes=1 << 40))
     get = [scope("GET", None)] * N
     replay_scope = scope("POST", b"replayed-key")
     await wrapped(replay_scope, receive, send)

@@ -24,7 +24,7 @@ use crate::problem::{ProblemCode, problem};
 use crate::record::Record;
 use crate::shared::Shared;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::store::{Claim, Store, StoreError};
+use crate::store::{Claim, Owner, Store, StoreError};
 
 /// The header added to a replay whose body was too large to store (B12).
 pub const REPLAY_OMITTED_HEADER: &str = "idempotency-replay";
@@ -341,10 +341,12 @@ impl Pending {
     pub async fn begin(self, body: &[u8]) -> Decision {
         let Pending { shared: e, key, fingerprint, credential, cookie, scope, .. } = self;
         let fingerprint = fingerprint.finish(body);
-        let id = match (&scope, credential) {
-            (Scope::Named(s), _) => RecordId::new(Some(s), &key),
-            (Scope::Global, _) => RecordId::new(None, &key),
-            (Scope::Default, Some(credential)) => RecordId::of_credential(&credential, &key),
+        let (id, owner) = match (&scope, &credential) {
+            (Scope::Named(s), _) => (RecordId::new(Some(s), &key), Owner::Scope(s)),
+            (Scope::Global, _) => (RecordId::new(None, &key), Owner::Global),
+            (Scope::Default, Some(credential)) => {
+                (RecordId::of_credential(credential, &key), Owner::Credential(credential))
+            }
             (Scope::Default, None) => {
                 if cookie && !SCOPE_WARNED.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -355,7 +357,7 @@ impl Pending {
                          identity."
                     );
                 }
-                RecordId::new(None, &key)
+                (RecordId::new(None, &key), Owner::Global)
             }
         };
         let cfg = &e.config;
@@ -363,7 +365,7 @@ impl Pending {
         // (held.rs). Renewed every third of the lease, its lease has at least 2/3 left.
         let claim = match e.held.get(&id) {
             Some(theirs) => Ok(Claim::InFlight { fingerprint: theirs, lease_left: cfg.lease_ttl * 2 / 3 }),
-            None => e.store.claim(&id, &fingerprint, cfg.lease_ttl).await,
+            None => e.store.claim_for(owner, &id, &fingerprint, cfg.lease_ttl).await,
         };
         match claim {
             Ok(Claim::Claimed { token }) => {

@@ -45,4 +45,4 @@ pub use config::{Builder, Config, ConfigError, OnStoreError};
 pub use engine::{Check, Decision, HeaderSource, Idempotency, Pending};
 pub use lease::Lease;
 pub use stats::StatsSnapshot;
-pub use store::{Claim, Completion, MemoryStore, Release, Renewal, Store, StoreError, Token};
+pub use store::{Claim, Completion, MemoryStore, Owner, Release, Renewal, Store, StoreError, Token};

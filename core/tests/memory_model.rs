@@ -159,31 +159,3 @@ proptest! {
         run(ops)?;
     }
 }
-
-#[test]
-fn max_entries_evicts_completed_records_never_claims() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    rt.block_on(async {
-        // 64 shards of one entry each.
-        let store = MemoryStore::with_max_entries(64);
-        let long = Duration::from_secs(60);
-        let fp = Fingerprint([1; 32]);
-        // Ids that land in shard 0: bytes 8..16 choose the shard.
-        let id = |n: u8| {
-            let mut b = [0u8; 32];
-            b[0] = n;
-            RecordId(b)
-        };
-        let Claim::Claimed { token } = store.claim_now(&id(1), &fp, long).unwrap() else { panic!() };
-        // The shard is full of an in-flight claim: a new id is refused, the claim is kept.
-        assert!(matches!(store.claim_now(&id(2), &fp, long), Err(idempo::StoreError::Full)));
-        assert_eq!(store.complete_now(&id(1), token, &record(1), long), Completion::Stored);
-        // A completed record is evicted to make room.
-        assert!(matches!(store.claim_now(&id(2), &fp, long), Ok(Claim::Claimed { .. })));
-        assert!(matches!(store.claim_now(&id(1), &fp, long), Err(idempo::StoreError::Full)));
-        // Expired entries are reclaimed.
-        tokio::time::advance(long + Duration::from_millis(1)).await;
-        assert!(matches!(store.claim_now(&id(3), &fp, long), Ok(Claim::Claimed { .. })));
-        assert_eq!(store.len(), 1);
-    });
-}

@@ -14,10 +14,21 @@ if TYPE_CHECKING:
 
 
 class MemoryStore(Store):
-    """An in-process store: one process, no services. ``max_entries`` bounds it."""
+    """An in-process store: one process, no services. Bounded by ``max_entries`` (100 000)
+    and ``max_bytes`` of stored responses (64 MiB); one scope holds at most
+    ``max_entries_per_scope`` (a tenth) and the same share of the bytes, and never evicts
+    another scope's records."""
 
-    def __new__(cls, *, max_entries: int | None = None) -> Self:
-        return super().__new__(cls, "memory", [], max_entries=max_entries)
+    def __new__(
+        cls,
+        *,
+        max_entries: int | None = None,
+        max_entries_per_scope: int | None = None,
+        max_bytes: int | None = None,
+    ) -> Self:
+        return super().__new__(
+            cls, "memory", [], max_entries=max_entries, max_entries_per_scope=max_entries_per_scope, max_bytes=max_bytes
+        )
 
 
 class RedisStore(Store):

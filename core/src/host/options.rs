@@ -132,6 +132,8 @@ const ENGINE: &[Spec] = &[
 /// The options of the stores (see [`super::store::StoreSpec`]).
 pub(crate) const STORE: &[Spec] = &[
     spec("max_entries", Kind::Count),
+    spec("max_entries_per_scope", Kind::Count),
+    spec("max_bytes", Kind::Count),
     spec("prefix", Kind::Str),
     spec("table", Kind::Str),
     spec("migrate", Kind::Bool),

@@ -16,7 +16,9 @@ use super::options::{Checked, Dialect, STORE, Value, check};
 use crate::config::ConfigError;
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::Record;
-use crate::store::{Claim, Completion, DEFAULT_MAX_ENTRIES, MemoryStore, Release, Renewal, Store, StoreError, Token};
+use crate::store::{
+    Claim, Completion, MemoryStore, MemoryStoreBuilder, Owner, Release, Renewal, Store, StoreError, Token,
+};
 #[cfg(feature = "redis")]
 use crate::store::{DEFAULT_PREFIX, RedisStore};
 #[cfg(feature = "postgres")]
@@ -26,30 +28,23 @@ use crate::store::{DEFAULT_TABLE, PostgresStore};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     Memory {
-        max_entries: usize,
+        /// The bounds as set; `max_entries_per_scope` is `None` to follow `max_entries`.
+        max_entries: Option<usize>,
+        max_entries_per_scope: Option<usize>,
+        max_bytes: Option<usize>,
     },
     #[cfg(feature = "redis")]
-    Redis {
-        url: String,
-        prefix: String,
-    },
+    Redis { url: String, prefix: String },
     #[cfg(feature = "redis")]
-    RedisCluster {
-        urls: Vec<String>,
-        prefix: String,
-    },
+    RedisCluster { urls: Vec<String>, prefix: String },
     #[cfg(feature = "postgres")]
-    Postgres {
-        url: String,
-        table: String,
-        migrate: bool,
-    },
+    Postgres { url: String, table: String, migrate: bool },
 }
 
 impl StoreSpec {
     /// The store a URL names: `memory`, `redis://…`/`rediss://…`, or
     /// `postgres://…`/`postgresql://…`, with the options that kind of store takes
-    /// (`max_entries`; `prefix`; `table`, `migrate`).
+    /// (`max_entries`, `max_entries_per_scope`, `max_bytes`; `prefix`; `table`, `migrate`).
     pub fn from_url(
         url: &str,
         dialect: Dialect,
@@ -68,12 +63,13 @@ impl StoreSpec {
         }
     }
 
-    /// An in-process store (option `max_entries`).
+    /// An in-process store (options `max_entries`, `max_entries_per_scope`, `max_bytes`).
     pub fn memory(
         dialect: Dialect,
         options: impl IntoIterator<Item = (String, Value)>,
     ) -> Result<StoreSpec, ConfigError> {
-        StoreSpec::Memory { max_entries: DEFAULT_MAX_ENTRIES }.with(dialect, checked(dialect, options)?)
+        let spec = StoreSpec::Memory { max_entries: None, max_entries_per_scope: None, max_bytes: None };
+        spec.with(dialect, checked(dialect, options)?)
     }
 
     /// One Redis server, `redis://…` or `rediss://…` (option `prefix`).
@@ -119,7 +115,11 @@ impl StoreSpec {
     fn with(mut self, dialect: Dialect, options: Vec<(&'static str, Checked)>) -> Result<StoreSpec, ConfigError> {
         for (name, value) in options {
             match (&mut self, name, value) {
-                (StoreSpec::Memory { max_entries }, "max_entries", Checked::Count(n)) => *max_entries = n,
+                (StoreSpec::Memory { max_entries, .. }, "max_entries", Checked::Count(n)) => *max_entries = Some(n),
+                (StoreSpec::Memory { max_entries_per_scope, .. }, "max_entries_per_scope", Checked::Count(n)) => {
+                    *max_entries_per_scope = Some(n)
+                }
+                (StoreSpec::Memory { max_bytes, .. }, "max_bytes", Checked::Count(n)) => *max_bytes = Some(n),
                 #[cfg(feature = "redis")]
                 (
                     StoreSpec::Redis { prefix, .. } | StoreSpec::RedisCluster { prefix, .. },
@@ -187,7 +187,13 @@ impl StoreSpec {
     /// What a repr shows: the kind, where (without passwords) and the options.
     pub fn describe(&self) -> String {
         match self {
-            StoreSpec::Memory { max_entries } => format!("MemoryStore(max_entries={max_entries})"),
+            StoreSpec::Memory { .. } => {
+                let l = self.memory_builder().limits();
+                format!(
+                    "MemoryStore(max_entries={}, max_entries_per_scope={}, max_bytes={})",
+                    l.max_entries, l.max_entries_per_scope, l.max_bytes
+                )
+            }
             #[cfg(feature = "redis")]
             StoreSpec::Redis { url, prefix } => format!("RedisStore({:?}, prefix={prefix:?})", redact_url(url)),
             #[cfg(feature = "redis")]
@@ -199,10 +205,27 @@ impl StoreSpec {
         }
     }
 
+    /// The memory store's builder with the bounds set (the core's defaults for the rest).
+    fn memory_builder(&self) -> MemoryStoreBuilder {
+        let mut b = MemoryStore::builder();
+        if let StoreSpec::Memory { max_entries, max_entries_per_scope, max_bytes } = self {
+            if let Some(n) = max_entries {
+                b = b.max_entries(*n);
+            }
+            if let Some(n) = max_entries_per_scope {
+                b = b.max_entries_per_scope(*n);
+            }
+            if let Some(n) = max_bytes {
+                b = b.max_bytes(*n);
+            }
+        }
+        b
+    }
+
     /// Connect (and for PostgreSQL with `migrate`, create the table).
     pub async fn connect(&self) -> Result<Connected, StoreError> {
         let store: Arc<dyn Store> = match self {
-            StoreSpec::Memory { max_entries } => Arc::new(MemoryStore::with_max_entries(*max_entries)),
+            StoreSpec::Memory { .. } => Arc::new(self.memory_builder().build()),
             #[cfg(feature = "redis")]
             StoreSpec::Redis { url, prefix } => Arc::new(RedisStore::connect(url).await?.with_prefix(prefix.clone())),
             #[cfg(feature = "redis")]
@@ -337,6 +360,16 @@ impl Store for ProcessStore {
         self.get().await?.claim(id, fingerprint, lease_ttl).await
     }
 
+    async fn claim_for(
+        &self,
+        owner: Owner<'_>,
+        id: &RecordId,
+        fingerprint: &Fingerprint,
+        lease_ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.get().await?.claim_for(owner, id, fingerprint, lease_ttl).await
+    }
+
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
         self.get().await?.renew(id, token, lease_ttl).await
     }
@@ -384,7 +417,7 @@ mod tests {
         let none = Vec::<(String, Value)>::new;
         assert_eq!(
             StoreSpec::from_url("memory", Dialect::Python, none()),
-            Ok(StoreSpec::Memory { max_entries: DEFAULT_MAX_ENTRIES })
+            Ok(StoreSpec::Memory { max_entries: None, max_entries_per_scope: None, max_bytes: None })
         );
         let spec = StoreSpec::from_url(
             "postgres://u:pw@h/db",

@@ -1,29 +1,44 @@
 //! The in-memory store: one process, no services, for development, tests and single-node
 //! deployments.
 //!
-//! Sharded by record id (no global lock), bounded by `max_entries`. Expired entries are
-//! dropped when met, and swept from a shard when it fills or every few hundred inserts.
-//! When a shard is full of live entries, the completed record closest to expiry is evicted
-//! (a cache's choice: the alternative, refusing new keys, lets one client deny service to
-//! all); in-flight claims are never evicted, and a shard full of them refuses new claims
-//! with [`StoreError::Full`].
+//! Sharded by record id (no global lock), bounded by `max_entries` and `max_bytes` (B21).
+//! The shard and the bucket of an id are chosen with a per-process random secret, so no
+//! caller can compute which of its keys share a shard with someone else's.
+//!
+//! Every entry belongs to an owner, the namespace of B5 (a scope, a credential, or the
+//! global one). An owner holds at most `max_entries_per_scope` entries and its share of
+//! `max_bytes`. When an owner or the store is full, expired entries are swept, then the
+//! owner's own completed records closest to expiry are evicted; another owner's live
+//! entry never is, because its retry would run the handler again (promise 1). An owner
+//! that still has no room gets [`StoreError::Full`] for a new key (503); a completion that
+//! finds no room for its body is stored without it (B12, omitted), so the key still
+//! replays and never runs twice.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Token};
+use super::{Claim, Completion, LATE_COMPLETION, Owner, Release, Renewal, Store, StoreError, Token};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::Record;
 
 const SHARDS: usize = 64;
 const SWEEP_EVERY: u32 = 512;
+/// How often a full store may sweep every shard for expired entries: a store full of live
+/// entries answers a new owner's claim at once rather than scanning on each.
+const FULL_SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// The default bound on entries.
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+/// The default bound on stored record bytes (64 MiB).
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+/// The default share of the store one owner may hold: a tenth.
+pub const DEFAULT_SCOPE_SHARE: usize = 10;
 
 /// A sharded, bounded, in-process store.
 #[derive(Clone)]
@@ -31,42 +46,131 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    shards: Box<[Mutex<Shard>]>,
-    per_shard: usize,
+/// The bounds of a [`MemoryStore`], as [`MemoryStore::builder`] takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Entries (claims and records) in all (default 100 000).
+    pub max_entries: usize,
+    /// Entries one owner may hold (default a tenth of `max_entries`).
+    pub max_entries_per_scope: usize,
+    /// Bytes of stored records (status, headers and body) in all (default 64 MiB). One
+    /// owner may hold the same share of them as of the entries.
+    pub max_bytes: usize,
 }
 
-#[derive(Default)]
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits::with_max_entries(DEFAULT_MAX_ENTRIES)
+    }
+}
+
+impl MemoryLimits {
+    fn with_max_entries(max_entries: usize) -> MemoryLimits {
+        let max_entries = max_entries.max(1);
+        MemoryLimits {
+            max_entries,
+            max_entries_per_scope: max_entries.div_ceil(DEFAULT_SCOPE_SHARE),
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// The bytes one owner may hold: its share of `max_bytes`.
+    fn max_bytes_per_scope(&self) -> usize {
+        let share = self.max_entries_per_scope.min(self.max_entries) as u128;
+        (self.max_bytes as u128 * share / self.max_entries as u128) as usize
+    }
+}
+
+/// Builds a [`MemoryStore`] with other bounds than the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryStoreBuilder {
+    limits: MemoryLimits,
+    per_scope_set: bool,
+}
+
+impl MemoryStoreBuilder {
+    /// Entries in all; unless set, `max_entries_per_scope` follows as a tenth of it.
+    pub fn max_entries(mut self, n: usize) -> Self {
+        let per_scope = self.limits.max_entries_per_scope;
+        self.limits = MemoryLimits { max_bytes: self.limits.max_bytes, ..MemoryLimits::with_max_entries(n) };
+        if self.per_scope_set {
+            self.limits.max_entries_per_scope = per_scope;
+        }
+        self
+    }
+
+    /// Entries one owner (scope) may hold. Set it to `max_entries` for an application that
+    /// puts every key in one namespace.
+    pub fn max_entries_per_scope(mut self, n: usize) -> Self {
+        self.limits.max_entries_per_scope = n.max(1);
+        self.per_scope_set = true;
+        self
+    }
+
+    /// Bytes of stored records in all.
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.limits.max_bytes = n;
+        self
+    }
+
+    /// The bounds the store will have.
+    pub fn limits(&self) -> MemoryLimits {
+        self.limits
+    }
+
+    pub fn build(self) -> MemoryStore {
+        let secret = RandomState::new();
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::new(secret.clone()))).collect();
+        let owners = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        MemoryStore {
+            inner: Arc::new(Inner {
+                shards,
+                owners,
+                secret,
+                limits: self.limits,
+                entries: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
+                last_full_sweep: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    /// What each owner holds, sharded by owner tag. Locked only briefly, and only ever
+    /// after (never before) a shard.
+    owners: Box<[Mutex<HashMap<u64, Usage>>]>,
+    /// The per-process secret keying shard choice, buckets and owner tags.
+    secret: RandomState,
+    limits: MemoryLimits,
+    entries: AtomicUsize,
+    bytes: AtomicUsize,
+    last_full_sweep: Mutex<Option<Instant>>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Usage {
+    entries: usize,
+    bytes: usize,
+}
+
 struct Shard {
-    map: HashMap<RecordId, Entry, BuildHasherDefault<IdHasher>>,
+    map: HashMap<RecordId, Entry, RandomState>,
     inserts: u32,
 }
 
 struct Entry {
     expires: Instant,
+    owner: u64,
+    /// The record's bytes as counted against `max_bytes` (0 while in flight).
+    bytes: usize,
     state: State,
 }
 
 enum State {
     InFlight { token: Token, fingerprint: Fingerprint },
     Completed { fingerprint: Fingerprint, record: Arc<Record> },
-}
-
-/// Record ids are already uniform hashes: use their first bytes as the hash.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
 }
 
 impl Default for MemoryStore {
@@ -77,22 +181,41 @@ impl Default for MemoryStore {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore").field("max_entries", &(self.inner.per_shard * SHARDS)).finish()
+        let l = &self.inner.limits;
+        f.debug_struct("MemoryStore")
+            .field("max_entries", &l.max_entries)
+            .field("max_entries_per_scope", &l.max_entries_per_scope)
+            .field("max_bytes", &l.max_bytes)
+            .finish()
     }
 }
 
+/// The bytes a record is counted as: its status, header names and values, and body.
+fn size_of(record: &Record) -> usize {
+    let headers: usize = record.headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+    2 + headers + record.body.as_ref().map_or(0, |b| b.len())
+}
+
 impl MemoryStore {
-    /// A store holding at most 100 000 entries.
+    /// A store with the default bounds: 100 000 entries, 64 MiB of records, a tenth of
+    /// each per scope.
     pub fn new() -> MemoryStore {
-        MemoryStore::with_max_entries(DEFAULT_MAX_ENTRIES)
+        MemoryStore::builder().build()
     }
 
-    /// A store holding at most `max_entries` entries (rounded up to a multiple of the
-    /// shard count).
+    /// A store holding at most `max_entries` entries (a tenth of them per scope).
     pub fn with_max_entries(max_entries: usize) -> MemoryStore {
-        let per_shard = max_entries.div_ceil(SHARDS).max(1);
-        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
-        MemoryStore { inner: Arc::new(Inner { shards, per_shard }) }
+        MemoryStore::builder().max_entries(max_entries).build()
+    }
+
+    /// A store with other bounds than the defaults.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder { limits: MemoryLimits::default(), per_scope_set: false }
+    }
+
+    /// The bounds in force.
+    pub fn limits(&self) -> MemoryLimits {
+        self.inner.limits
     }
 
     /// Live entries (in flight or completed), for tests and metrics.
@@ -105,37 +228,92 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn shard(&self, id: &RecordId) -> MutexGuard<'_, Shard> {
-        // Bytes 8.. choose the shard, bytes ..8 the bucket within it.
-        let i = u64::from_le_bytes([id.0[8], id.0[9], id.0[10], id.0[11], id.0[12], id.0[13], id.0[14], id.0[15]]);
-        lock(&self.inner.shards[(i % SHARDS as u64) as usize])
+    /// The bytes of every record held, summed from the records themselves (not from the
+    /// store's running count), for tests and metrics.
+    pub fn stored_bytes(&self) -> usize {
+        let records = self.inner.shards.iter().flat_map(|s| {
+            lock(s)
+                .map
+                .values()
+                .filter_map(|e| match &e.state {
+                    State::Completed { record, .. } => Some(size_of(record)),
+                    State::InFlight { .. } => None,
+                })
+                .collect::<Vec<_>>()
+        });
+        records.sum()
     }
 
-    /// [`Store::claim`] without a future: the memory store never waits.
+    fn shard(&self, id: &RecordId) -> MutexGuard<'_, Shard> {
+        // Bits 40.. of the keyed hash choose the shard; the map's buckets use the low bits.
+        let h = self.inner.secret.hash_one(id);
+        lock(&self.inner.shards[((h >> 40) % SHARDS as u64) as usize])
+    }
+
+    fn owner_tag(&self, owner: Owner<'_>) -> u64 {
+        self.inner.secret.hash_one(owner)
+    }
+
+    /// [`Store::claim`] without a future, for the global namespace.
     pub fn claim_now(
         &self,
         id: &RecordId,
         fingerprint: &Fingerprint,
         lease_ttl: Duration,
     ) -> Result<Claim, StoreError> {
-        let now = Instant::now();
-        let mut shard = self.shard(id);
-        if let Some(entry) = shard.map.get(id)
-            && entry.expires > now
-        {
-            return Ok(match &entry.state {
-                State::InFlight { fingerprint, .. } => {
-                    Claim::InFlight { fingerprint: *fingerprint, lease_left: entry.expires - now }
+        self.claim_now_for(Owner::Global, id, fingerprint, lease_ttl)
+    }
+
+    /// [`Store::claim_for`] without a future: the memory store never waits.
+    pub fn claim_now_for(
+        &self,
+        owner: Owner<'_>,
+        id: &RecordId,
+        fingerprint: &Fingerprint,
+        lease_ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        let tag = self.owner_tag(owner);
+        for attempt in 0..2 {
+            let now = Instant::now();
+            {
+                let mut shard = self.shard(id);
+                if let Some(entry) = shard.map.get(id) {
+                    if entry.expires > now {
+                        return Ok(match &entry.state {
+                            State::InFlight { fingerprint, .. } => {
+                                Claim::InFlight { fingerprint: *fingerprint, lease_left: entry.expires - now }
+                            }
+                            State::Completed { fingerprint, record } => {
+                                Claim::Completed { fingerprint: *fingerprint, record: Record::clone(record) }
+                            }
+                        });
+                    }
+                    // Expired: the new claim takes the id over.
+                    if let Some(old) = shard.map.remove(id) {
+                        self.inner.forget(&old);
+                    }
                 }
-                State::Completed { fingerprint, record } => {
-                    Claim::Completed { fingerprint: *fingerprint, record: Record::clone(record) }
+                shard.inserts = shard.inserts.wrapping_add(1);
+                if shard.inserts.is_multiple_of(SWEEP_EVERY) {
+                    shard.sweep(&self.inner, |e| !e.kept(now));
                 }
-            });
+                if self.inner.reserve(tag, 1, 0) {
+                    let token = Token::random();
+                    let state = State::InFlight { token, fingerprint: *fingerprint };
+                    shard.map.insert(*id, Entry { expires: now + lease_ttl, owner: tag, bytes: 0, state });
+                    return Ok(Claim::Claimed { token });
+                }
+            }
+            if attempt == 0 {
+                self.make_room(tag, 1, 0, now);
+            }
         }
-        let token = Token::random();
-        let entry = Entry { expires: now + lease_ttl, state: State::InFlight { token, fingerprint: *fingerprint } };
-        shard.insert(*id, entry, self.inner.per_shard, now)?;
-        Ok(Claim::Claimed { token })
+        tracing::warn!(
+            target: "idempo",
+            "memory store full for this scope: its new key is refused (raise max_entries or \
+             max_entries_per_scope, or use a durable store)"
+        );
+        Err(StoreError::Full)
     }
 
     /// [`Store::renew`] without a future.
@@ -153,17 +331,42 @@ impl MemoryStore {
 
     /// [`Store::complete`] without a future.
     pub fn complete_now(&self, id: &RecordId, token: Token, record: &Record, ttl: Duration) -> Completion {
+        let size = size_of(record);
+        for attempt in 0..2 {
+            let now = Instant::now();
+            let mut shard = self.shard(id);
+            let Some(entry) = shard.held(id, token, now) else { return Completion::LeaseLost };
+            let tag = entry.owner;
+            if self.inner.reserve(tag, 0, size) {
+                entry.finish(record.clone(), size, now + ttl);
+                return Completion::Stored;
+            }
+            drop(shard);
+            if attempt == 0 {
+                self.make_room(tag, 0, size, now);
+            }
+        }
+        // No room for the body, even after the owner's own records made way: the key is
+        // still kept, without it (B12), so a retry replays and never runs again. When the
+        // headers do not fit either, only the status is kept.
         let now = Instant::now();
         let mut shard = self.shard(id);
-        match shard.held(id, token, now) {
-            Some(entry) => {
-                let State::InFlight { fingerprint, .. } = entry.state else { return Completion::LeaseLost };
-                entry.state = State::Completed { fingerprint, record: Arc::new(record.clone()) };
-                entry.expires = now + ttl;
-                Completion::Stored
-            }
-            None => Completion::LeaseLost,
+        let Some(entry) = shard.held(id, token, now) else { return Completion::LeaseLost };
+        let tag = entry.owner;
+        let mut omitted = Record { body: None, ..record.clone() };
+        let mut size = size_of(&omitted);
+        if !self.inner.reserve(tag, 0, size) {
+            omitted.headers.clear();
+            size = 0;
         }
+        tracing::warn!(
+            target: "idempo",
+            bytes = size_of(record),
+            "memory store over max_bytes for this scope: the response is kept without its body \
+             (replayed with Idempotency-Replay: omitted)"
+        );
+        entry.finish(omitted, size, now + ttl);
+        Completion::Stored
     }
 
     /// [`Store::release`] without a future.
@@ -171,18 +374,132 @@ impl MemoryStore {
         let now = Instant::now();
         let mut shard = self.shard(id);
         if shard.held(id, token, now).is_some() {
-            shard.map.remove(id);
+            if let Some(old) = shard.map.remove(id) {
+                self.inner.forget(&old);
+            }
             Release::Released
         } else {
             Release::LeaseLost
         }
     }
+
+    /// Make room for `entries` and `bytes` more of `owner`'s: sweep expired entries (at most
+    /// every [`FULL_SWEEP_EVERY`]), then evict the owner's own completed records closest
+    /// to expiry, never anyone else's live entry. Locks one shard at a time.
+    fn make_room(&self, owner: u64, entries: usize, bytes: usize, now: Instant) {
+        let inner = &self.inner;
+        let sweep_due = {
+            let mut last = lock(&inner.last_full_sweep);
+            let due = last.is_none_or(|at| now.saturating_duration_since(at) >= FULL_SWEEP_EVERY);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if sweep_due {
+            // At capacity an expired claim goes too, late completion or not.
+            for shard in inner.shards.iter() {
+                lock(shard).sweep(inner, |e| e.expires <= now);
+            }
+        }
+        let (entries_over, bytes_over) = inner.excess(owner, entries, bytes);
+        if entries_over == 0 && bytes_over == 0 {
+            return;
+        }
+        let mut own: Vec<(Instant, RecordId, usize)> = Vec::new();
+        for shard in inner.shards.iter() {
+            own.extend(lock(shard).map.iter().filter_map(|(id, e)| match e.state {
+                State::Completed { .. } if e.owner == owner && e.expires > now => Some((e.expires, *id, e.bytes)),
+                _ => None,
+            }));
+        }
+        own.sort_unstable_by_key(|(expires, _, _)| *expires);
+        // Evict an eighth of the owner's share at once when it is out of entries, so a full
+        // owner pays one scan per many claims; when out of bytes, as many as it takes.
+        let batch = if entries_over > 0 { (inner.limits.max_entries_per_scope / 8).max(entries_over) } else { 0 };
+        let (mut evicted, mut freed) = (0usize, 0usize);
+        for (_, id, size) in own {
+            if evicted >= batch && freed >= bytes_over {
+                break;
+            }
+            let mut shard = self.shard(&id);
+            let still_theirs =
+                shard.map.get(&id).is_some_and(|e| e.owner == owner && matches!(e.state, State::Completed { .. }));
+            if still_theirs && let Some(old) = shard.map.remove(&id) {
+                inner.forget(&old);
+                evicted += 1;
+                freed += size;
+            }
+        }
+        tracing::debug!(target: "idempo", evicted, freed, "memory store full for a scope: evicted its own records closest to expiry");
+    }
 }
 
-fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    // Nothing panics while a shard is locked; if something ever did, the map is still
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while a lock is held; if something ever did, the maps are still
     // consistent (every mutation is a single insert/remove/assignment).
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Inner {
+    fn usage(&self, owner: u64) -> MutexGuard<'_, HashMap<u64, Usage>> {
+        lock(&self.owners[(owner % SHARDS as u64) as usize])
+    }
+
+    /// Count `entries` and `bytes` more for `owner` if both it and the store stay within
+    /// their bounds; false (nothing counted) if not.
+    fn reserve(&self, owner: u64, entries: usize, bytes: usize) -> bool {
+        let l = &self.limits;
+        let mut owners = self.usage(owner);
+        let usage = owners.get(&owner).copied().unwrap_or_default();
+        if usage.entries + entries > l.max_entries_per_scope || usage.bytes + bytes > l.max_bytes_per_scope() {
+            return false;
+        }
+        let add = |total: &AtomicUsize, n: usize, max: usize| {
+            n == 0
+                || total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t + n <= max).then_some(t + n)).is_ok()
+        };
+        if !add(&self.entries, entries, l.max_entries) {
+            return false;
+        }
+        if !add(&self.bytes, bytes, l.max_bytes) {
+            self.entries.fetch_sub(entries, Ordering::AcqRel);
+            return false;
+        }
+        let usage = owners.entry(owner).or_default();
+        usage.entries += entries;
+        usage.bytes += bytes;
+        true
+    }
+
+    /// Uncount an entry that left the store.
+    fn forget(&self, entry: &Entry) {
+        let mut owners = self.usage(entry.owner);
+        if let Some(usage) = owners.get_mut(&entry.owner) {
+            usage.entries = usage.entries.saturating_sub(1);
+            usage.bytes = usage.bytes.saturating_sub(entry.bytes);
+            if usage.entries == 0 {
+                owners.remove(&entry.owner);
+            }
+        }
+        drop(owners);
+        self.entries.fetch_sub(1, Ordering::AcqRel);
+        self.bytes.fetch_sub(entry.bytes, Ordering::AcqRel);
+    }
+
+    /// How many entries and bytes `owner` would have to free for `entries` and `bytes`
+    /// more to fit, within its own share and within the store.
+    fn excess(&self, owner: u64, entries: usize, bytes: usize) -> (usize, usize) {
+        let l = &self.limits;
+        let usage = self.usage(owner).get(&owner).copied().unwrap_or_default();
+        let over = |used: usize, n: usize, max: usize| (used + n).saturating_sub(max);
+        let total_entries = self.entries.load(Ordering::Acquire);
+        let total_bytes = self.bytes.load(Ordering::Acquire);
+        (
+            over(usage.entries, entries, l.max_entries_per_scope).max(over(total_entries, entries, l.max_entries)),
+            over(usage.bytes, bytes, l.max_bytes_per_scope()).max(over(total_bytes, bytes, l.max_bytes)),
+        )
+    }
 }
 
 impl Entry {
@@ -194,9 +511,22 @@ impl Entry {
             State::InFlight { .. } => self.expires + LATE_COMPLETION > now,
         }
     }
+
+    /// Turn a claim into its record (its bytes already counted).
+    fn finish(&mut self, record: Record, bytes: usize, expires: Instant) {
+        if let State::InFlight { fingerprint, .. } = self.state {
+            self.state = State::Completed { fingerprint, record: Arc::new(record) };
+            self.bytes = bytes;
+            self.expires = expires;
+        }
+    }
 }
 
 impl Shard {
+    fn new(secret: RandomState) -> Shard {
+        Shard { map: HashMap::with_hasher(secret), inserts: 0 }
+    }
+
     /// The in-flight entry for `id` if `token` holds it: its lease may have expired, as
     /// long as no new claim took it over.
     fn held(&mut self, id: &RecordId, token: Token, now: Instant) -> Option<&mut Entry> {
@@ -205,42 +535,15 @@ impl Shard {
             .filter(|e| e.kept(now) && matches!(e.state, State::InFlight { token: t, .. } if t == token))
     }
 
-    /// Make room in a full shard by evicting the completed records closest to expiry: an
-    /// eighth of the shard at once, so a full shard pays one sort per many inserts rather
-    /// than one scan per insert.
-    fn evict_completed(&mut self, cap: usize) -> Result<(), StoreError> {
-        let mut completed: Vec<(Instant, RecordId)> = self
-            .map
-            .iter()
-            .filter(|(_, e)| matches!(e.state, State::Completed { .. }))
-            .map(|(k, e)| (e.expires, *k))
-            .collect();
-        if completed.is_empty() {
-            return Err(StoreError::Full);
-        }
-        let n = (cap / 8).clamp(1, completed.len());
-        completed.select_nth_unstable_by_key(n - 1, |(expires, _)| *expires);
-        for (_, k) in &completed[..n] {
-            self.map.remove(k);
-        }
-        tracing::debug!(target: "idempo", evicted = n, "memory store full: evicted the completed records closest to expiry");
-        Ok(())
-    }
-
-    fn insert(&mut self, id: RecordId, entry: Entry, cap: usize, now: Instant) -> Result<(), StoreError> {
-        self.inserts = self.inserts.wrapping_add(1);
-        if self.inserts.is_multiple_of(SWEEP_EVERY) {
-            self.map.retain(|_, e| e.kept(now));
-        }
-        if !self.map.contains_key(&id) && self.map.len() >= cap {
-            // Full: expired claims go too, late completion or not.
-            self.map.retain(|_, e| e.expires > now);
-            if self.map.len() >= cap {
-                self.evict_completed(cap)?;
+    /// Remove the entries `gone` picks, uncounting each.
+    fn sweep(&mut self, inner: &Inner, gone: impl Fn(&Entry) -> bool) {
+        self.map.retain(|_, e| {
+            let remove = gone(e);
+            if remove {
+                inner.forget(e);
             }
-        }
-        self.map.insert(id, entry);
-        Ok(())
+            !remove
+        });
     }
 }
 
@@ -248,6 +551,16 @@ impl Shard {
 impl Store for MemoryStore {
     async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError> {
         self.claim_now(id, fingerprint, lease_ttl)
+    }
+
+    async fn claim_for(
+        &self,
+        owner: Owner<'_>,
+        id: &RecordId,
+        fingerprint: &Fingerprint,
+        lease_ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.claim_now_for(owner, id, fingerprint, lease_ttl)
     }
 
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+pub use memory::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_SCOPE_SHARE, MemoryLimits, MemoryStore, MemoryStoreBuilder,
+};
 #[cfg(feature = "postgres")]
 pub use postgres::{DEFAULT_SWEEP_BATCH, DEFAULT_TABLE, PostgresStore};
 #[cfg(feature = "redis")]
@@ -65,6 +67,19 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Token({:08x}…)", (self.0 >> 96) as u32)
     }
+}
+
+/// Whose a key is: the namespace of B5 its record id was made in. A store that bounds
+/// what one owner may hold (the memory store, B21) keeps owners apart with it; the
+/// others need only the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner<'a> {
+    /// The one global namespace.
+    Global,
+    /// A scope the application named.
+    Scope(&'a str),
+    /// The caller holding this credential (the SHA-256 of its `Authorization`).
+    Credential(&'a [u8; 32]),
 }
 
 /// What a claim found.
@@ -145,6 +160,19 @@ pub trait Store: Send + Sync + 'static {
     /// Claim `id` for `lease_ttl`, atomically: of concurrent claims on an absent or
     /// expired id exactly one returns [`Claim::Claimed`].
     async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError>;
+
+    /// [`Store::claim`] for a key of `owner`'s. The engine claims through this; a store
+    /// that keeps owners apart (B21) overrides it, the others need only the id.
+    async fn claim_for(
+        &self,
+        owner: Owner<'_>,
+        id: &RecordId,
+        fingerprint: &Fingerprint,
+        lease_ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        let _ = owner;
+        self.claim(id, fingerprint, lease_ttl).await
+    }
 
     /// Extend the claim held with `token` to `lease_ttl` from now. Like `complete` and
     /// `release`, fenced by the token alone: a claim whose lease expired is still its
