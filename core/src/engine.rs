@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 
-use crate::config::{Builder, Config, ConfigError, NEVER_REPLAYED, OnStoreError};
+use crate::config::{Builder, Config, ConfigError, OnStoreError};
 use crate::fingerprint::{FingerprintBuilder, RecordId};
 use crate::held::Held;
 use crate::key::{Key, parse_key};
@@ -446,8 +446,9 @@ fn replay(cfg: &Config, record: Record) -> Response<Bytes> {
     let headers = res.headers_mut();
     headers.reserve(record.headers.len() + 3);
     for (name, value) in record.headers {
-        // Checked again on the way out: a record written elsewhere cannot inject these.
-        if !NEVER_REPLAYED.contains(&name.as_str()) {
+        // Checked again on the way out: a record written by someone else replays only what
+        // this process would have stored (`replay_headers` never holds NEVER_REPLAYED).
+        if cfg.replay_headers.contains(&name) {
             headers.append(name, value);
         }
     }
@@ -544,6 +545,9 @@ mod tests {
         assert!(res.headers().get(header::TRANSFER_ENCODING).is_none());
         let links: Vec<_> = res.headers().get_all(header::LINK).iter().collect();
         assert_eq!(links, ["<a>", "<b>"], "repeated headers stay, in order");
+        let res = replay(idem.config(), record(200, &[("access-control-allow-origin", "*"), ("etag", "\"1\"")]));
+        assert!(res.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "not in replay_headers");
+        assert_eq!(res.headers()[header::ETAG], "\"1\"");
     }
 
     #[test]

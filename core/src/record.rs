@@ -98,6 +98,12 @@ impl Record {
         if !r.0.is_empty() {
             return Err(DecodeError("trailing bytes"));
         }
+        if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+            && body.as_ref().is_some_and(|b| !b.is_empty())
+        {
+            // No recorder stores one: it was written by someone else (B14).
+            return Err(DecodeError("a body on a status that has none"));
+        }
         Ok(Record { status, headers, body })
     }
 }
@@ -173,6 +179,14 @@ mod tests {
         let mut upgrade = good.clone();
         upgrade[4..6].copy_from_slice(&101u16.to_be_bytes());
         assert_eq!(Record::decode(&upgrade), Err(DecodeError("informational status")));
+        for bodiless in [204u16, 304] {
+            let mut with_body = good.clone();
+            with_body[4..6].copy_from_slice(&bodiless.to_be_bytes());
+            assert_eq!(Record::decode(&with_body), Err(DecodeError("a body on a status that has none")));
+            let empty =
+                Record { status: StatusCode::from_u16(bodiless).unwrap(), body: Some(Bytes::new()), ..sample() };
+            assert_eq!(Record::decode(&empty.encode()), Ok(empty));
+        }
     }
 
     proptest! {

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faults
+import forged
 import fleet
 import hostile
 import httpx
@@ -124,6 +125,7 @@ FAULTS = {
     "takeover": ("lease takeover", faults.run_takeover),
     "short-lease": ("lease shorter than a store outage", faults.run_short_lease),
     "client-gone": ("client gone", faults.run_disconnect),
+    "forged": ("forged record", forged.run_forged),
 }
 # Cells about the host side rather than the store run on every store asked for.
 EVERY_STORE = {"client-gone"}

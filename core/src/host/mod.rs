@@ -22,6 +22,7 @@ mod body;
 pub mod inbox;
 pub mod options;
 mod recorder;
+pub mod redact;
 pub mod runtime;
 pub mod store;
 pub mod text;

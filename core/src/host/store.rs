@@ -13,6 +13,8 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use super::options::{Checked, Dialect, STORE, Value, check};
+use super::redact::Secrets;
+pub use super::redact::redact_url;
 use crate::config::ConfigError;
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::Record;
@@ -24,8 +26,9 @@ use crate::store::{DEFAULT_PREFIX, RedisStore};
 #[cfg(feature = "postgres")]
 use crate::store::{DEFAULT_TABLE, PostgresStore};
 
-/// Which store, where, and its options (the defaults are the core's).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which store, where, and its options (the defaults are the core's). Its Debug output is
+/// [`StoreSpec::describe`]: never a password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     Memory {
         /// The bounds as set; `max_entries_per_scope` is `None` to follow `max_entries`.
@@ -222,8 +225,35 @@ impl StoreSpec {
         b
     }
 
+    /// The secrets in this store's URLs.
+    fn secrets(&self) -> Secrets {
+        match self {
+            StoreSpec::Memory { .. } => Secrets::default(),
+            #[cfg(feature = "redis")]
+            StoreSpec::Redis { url, .. } => Secrets::of([url.as_str()]),
+            #[cfg(feature = "redis")]
+            StoreSpec::RedisCluster { urls, .. } => Secrets::of(urls.iter().map(String::as_str)),
+            #[cfg(feature = "postgres")]
+            StoreSpec::Postgres { url, .. } => Secrets::of([url.as_str()]),
+        }
+    }
+
+    /// `e` without this store's secrets, should the client library have put them in it.
+    pub fn scrub(&self, e: StoreError) -> StoreError {
+        let StoreError::Unavailable(inner) = &e else { return e };
+        let text = inner.to_string();
+        match self.secrets().scrub(&text) {
+            std::borrow::Cow::Borrowed(_) => e,
+            std::borrow::Cow::Owned(clean) => StoreError::unavailable(clean),
+        }
+    }
+
     /// Connect (and for PostgreSQL with `migrate`, create the table).
     pub async fn connect(&self) -> Result<Connected, StoreError> {
+        self.connect_unscrubbed().await.map_err(|e| self.scrub(e))
+    }
+
+    async fn connect_unscrubbed(&self) -> Result<Connected, StoreError> {
         let store: Arc<dyn Store> = match self {
             StoreSpec::Memory { .. } => Arc::new(self.memory_builder().build()),
             #[cfg(feature = "redis")]
@@ -291,6 +321,12 @@ pub struct ProcessStore {
     creator: u32,
 }
 
+impl std::fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 impl std::fmt::Debug for ProcessStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.spec.describe())
@@ -342,12 +378,17 @@ impl ProcessStore {
         Ok(self.connected().await?.store)
     }
 
+    /// An operation's error, without the store's secrets.
+    fn scrubbed<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        result.map_err(|e| self.spec.scrub(e))
+    }
+
     /// Delete expired rows, `batch` at a time (PostgreSQL only; by default
     /// [`DEFAULT_SWEEP_BATCH`](crate::store::DEFAULT_SWEEP_BATCH)); how many were deleted.
     pub async fn sweep(&self, batch: Option<u32>) -> Result<u64, StoreError> {
         #[cfg(feature = "postgres")]
         if let Some(pg) = self.connected().await?.postgres {
-            return pg.sweep(batch.unwrap_or(crate::store::DEFAULT_SWEEP_BATCH)).await;
+            return self.scrubbed(pg.sweep(batch.unwrap_or(crate::store::DEFAULT_SWEEP_BATCH)).await);
         }
         let _ = batch;
         Err(StoreError::unavailable(format!("sweep needs a PostgreSQL store, not {}", self.spec.what())))
@@ -357,7 +398,8 @@ impl ProcessStore {
 #[async_trait]
 impl Store for ProcessStore {
     async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError> {
-        self.get().await?.claim(id, fingerprint, lease_ttl).await
+        let store = self.get().await?;
+        self.scrubbed(store.claim(id, fingerprint, lease_ttl).await)
     }
 
     async fn claim_for(
@@ -367,11 +409,13 @@ impl Store for ProcessStore {
         fingerprint: &Fingerprint,
         lease_ttl: Duration,
     ) -> Result<Claim, StoreError> {
-        self.get().await?.claim_for(owner, id, fingerprint, lease_ttl).await
+        let store = self.get().await?;
+        self.scrubbed(store.claim_for(owner, id, fingerprint, lease_ttl).await)
     }
 
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
-        self.get().await?.renew(id, token, lease_ttl).await
+        let store = self.get().await?;
+        self.scrubbed(store.renew(id, token, lease_ttl).await)
     }
 
     async fn complete(
@@ -381,36 +425,19 @@ impl Store for ProcessStore {
         record: &Record,
         ttl: Duration,
     ) -> Result<Completion, StoreError> {
-        self.get().await?.complete(id, token, record, ttl).await
+        let store = self.get().await?;
+        self.scrubbed(store.complete(id, token, record, ttl).await)
     }
 
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
-        self.get().await?.release(id, token).await
-    }
-}
-
-/// A URL without its password, for reprs, errors and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
-            let user = url[scheme + 3..at].split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
+        let store = self.get().await?;
+        self.scrubbed(store.release(id, token).await)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn b22_urls_are_redacted() {
-        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
-        assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
-    }
 
     #[test]
     fn stores_from_urls_with_their_options() {
