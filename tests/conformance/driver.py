@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faults
-import forged
 import fleet
+import forged
 import hostile
 import httpx
 from apps import ROOT, Failure, Passed, serving, shared_counter
