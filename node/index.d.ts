@@ -95,7 +95,7 @@ export declare class MemoryStore {
  */
 export declare function storeFromUrl (
   url: string,
-  options?: MemoryStoreOptions & { prefix?: string, table?: string, migrate?: boolean }
+  options?: MemoryStoreOptions & { prefix?: string, table?: string, migrate?: boolean, sweepInterval?: number }
 ): Promise<Store>
 
 /** A store in Redis or Redis Cluster. */
@@ -110,8 +110,12 @@ export declare class RedisStore {
 /** A store in PostgreSQL. */
 export declare class PostgresStore {
   private constructor ()
-  /** Connect (and create the table unless `migrate` is false); rejects with StoreUnavailableError. */
-  static connect (url: string, options?: { table?: string, migrate?: boolean }): Promise<PostgresStore>
+  /**
+   * Connect (and create the table unless `migrate` is false); rejects with StoreUnavailableError.
+   * Expired rows are deleted every `sweepInterval` ms (60 000) by one process at a time; 0 turns
+   * that off, for those who call `sweep()` on a schedule of their own.
+   */
+  static connect (url: string, options?: { table?: string, migrate?: boolean, sweepInterval?: number }): Promise<PostgresStore>
   /** Delete expired rows, `batch` at a time; resolves to how many were deleted. */
   sweep (batch?: number): Promise<number>
 }

@@ -128,6 +128,77 @@ async fn sweep_deletes_expired_rows_in_batches() {
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
 }
 
+async fn rows(pool: &sqlx::PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM \"{table}\""))).fetch_one(pool).await.unwrap()
+}
+
+/// `n` records kept for `ttl`, written through `store`.
+async fn completed(store: &PostgresStore, n: usize, ttl: Duration) {
+    let (fp, record) = (idempo::testing::fingerprint(1), idempo::testing::sample_record(b"r"));
+    for _ in 0..n {
+        let id = idempo::testing::random_id();
+        let Ok(idempo::Claim::Claimed { token }) = store.claim(&id, &fp, Duration::from_secs(60)).await else {
+            panic!("a fresh id is claimed")
+        };
+        store.complete(&id, token, &record, ttl).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b23_expired_rows_are_swept_in_the_background_with_two_stores_running() {
+    // Two stores with pools of their own, as two processes have: both sweep every 300 ms,
+    // one at a time (the advisory lock), and no row outlives its expiry by much more.
+    let url = services::database_url();
+    let table = format!("bgsweep_{:x}", idempo::Token::random().0 as u32);
+    let interval = Duration::from_millis(300);
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.unwrap();
+        let store = PostgresStore::with_table(pool, &table).unwrap().with_sweep_interval(interval);
+        store.migrate().await.unwrap();
+        stores.push(store);
+    }
+    let pool = stores[0].pool().clone();
+    for store in &stores {
+        completed(store, 20, Duration::from_millis(200)).await;
+    }
+    completed(&stores[1], 3, Duration::from_secs(3600)).await;
+    assert_eq!(rows(&pool, &table).await, 43);
+    let expired_at = tokio::time::Instant::now() + Duration::from_millis(200);
+    let mut left = 43;
+    while left > 3 && expired_at.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        left = rows(&pool, &table).await;
+    }
+    assert_eq!(left, 3, "the expired rows were not swept; the live ones stay");
+    let took = expired_at.elapsed();
+    assert!(
+        took < interval * 2 + Duration::from_millis(500),
+        "swept {took:?} after expiry, with a {interval:?} interval"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b23_a_zero_sweep_interval_turns_the_background_sweep_off() {
+    let pool = PgPoolOptions::new().max_connections(4).connect(&services::database_url()).await.unwrap();
+    let table = format!("nosweep_{:x}", idempo::Token::random().0 as u32);
+    let store = PostgresStore::with_table(pool.clone(), &table).unwrap().with_sweep_interval(Duration::ZERO);
+    assert_eq!(store.sweep_interval(), Duration::ZERO);
+    assert_eq!(PostgresStore::with_table(pool.clone(), &table).unwrap().sweep_interval(), Duration::from_secs(60));
+    store.migrate().await.unwrap();
+    completed(&store, 10, Duration::from_millis(1)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rows(&pool, &table).await, 10, "nothing swept them");
+    // While another process sweeps (holds the table's advisory lock), this one deletes nothing.
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(store.sweep_lock()).execute(&mut *other).await.unwrap();
+    assert_eq!(store.sweep(100).await.unwrap(), 0);
+    other.commit().await.unwrap();
+    assert_eq!(store.sweep(100).await.unwrap(), 10, "sweep() by hand still does");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_migrations_from_many_processes_do_not_collide() {
     let pool = PgPoolOptions::new().max_connections(10).connect(&services::database_url()).await.unwrap();

@@ -47,10 +47,19 @@ class RedisStore(Store):
 
 class PostgresStore(Store):
     """A store in PostgreSQL (``postgres://user:password@host:port/db``). Connects, and
-    unless ``migrate=False`` creates its table, at construction."""
+    unless ``migrate=False`` creates its table, at construction. Expired rows are deleted
+    every ``sweep_interval`` seconds (60) by one process at a time; ``0`` turns that off,
+    for those who call ``sweep()`` on a schedule of their own."""
 
-    def __new__(cls, url: str, *, table: str | None = None, migrate: bool | None = None) -> Self:
-        return super().__new__(cls, "postgres", [url], table=table, migrate=migrate)
+    def __new__(
+        cls,
+        url: str,
+        *,
+        table: str | None = None,
+        migrate: bool | None = None,
+        sweep_interval: float | None = None,
+    ) -> Self:
+        return super().__new__(cls, "postgres", [url], table=table, migrate=migrate, sweep_interval=sweep_interval)
 
 
 def store_from_url(url: str, **options: object) -> MemoryStore | RedisStore | PostgresStore:

@@ -137,6 +137,7 @@ pub(crate) const STORE: &[Spec] = &[
     spec("prefix", Kind::Str),
     spec("table", Kind::Str),
     spec("migrate", Kind::Bool),
+    spec("sweep_interval", Kind::Duration),
 ];
 
 /// A checked option value.

@@ -24,7 +24,7 @@ use crate::store::{
 #[cfg(feature = "redis")]
 use crate::store::{DEFAULT_PREFIX, RedisStore};
 #[cfg(feature = "postgres")]
-use crate::store::{DEFAULT_TABLE, PostgresStore};
+use crate::store::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE, PostgresStore};
 
 /// Which store, where, and its options (the defaults are the core's). Its Debug output is
 /// [`StoreSpec::describe`]: never a password.
@@ -41,13 +41,20 @@ pub enum StoreSpec {
     #[cfg(feature = "redis")]
     RedisCluster { urls: Vec<String>, prefix: String },
     #[cfg(feature = "postgres")]
-    Postgres { url: String, table: String, migrate: bool },
+    Postgres {
+        url: String,
+        table: String,
+        migrate: bool,
+        /// The background sweep's interval (zero: off, B23).
+        sweep_interval: Duration,
+    },
 }
 
 impl StoreSpec {
     /// The store a URL names: `memory`, `redis://…`/`rediss://…`, or
     /// `postgres://…`/`postgresql://…`, with the options that kind of store takes
-    /// (`max_entries`, `max_entries_per_scope`, `max_bytes`; `prefix`; `table`, `migrate`).
+    /// (`max_entries`, `max_entries_per_scope`, `max_bytes`; `prefix`; `table`, `migrate`,
+    /// `sweep_interval`).
     pub fn from_url(
         url: &str,
         dialect: Dialect,
@@ -111,7 +118,12 @@ impl StoreSpec {
         options: impl IntoIterator<Item = (String, Value)>,
     ) -> Result<StoreSpec, ConfigError> {
         expect_scheme(url, &["postgres", "postgresql"], "a PostgreSQL URL (postgres://user@host:port/db)")?;
-        let spec = StoreSpec::Postgres { url: url.to_owned(), table: DEFAULT_TABLE.to_owned(), migrate: true };
+        let spec = StoreSpec::Postgres {
+            url: url.to_owned(),
+            table: DEFAULT_TABLE.to_owned(),
+            migrate: true,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+        };
         spec.with(dialect, checked(dialect, options)?)
     }
 
@@ -133,6 +145,10 @@ impl StoreSpec {
                 (StoreSpec::Postgres { table, .. }, "table", Checked::Str(t)) => *table = t,
                 #[cfg(feature = "postgres")]
                 (StoreSpec::Postgres { migrate, .. }, "migrate", Checked::Bool(m)) => *migrate = m,
+                #[cfg(feature = "postgres")]
+                (StoreSpec::Postgres { sweep_interval, .. }, "sweep_interval", Checked::Duration(d)) => {
+                    *sweep_interval = d
+                }
                 (spec, name, _) => {
                     return Err(ConfigError(format!("{} is not an option of {}", dialect.name(name), spec.what())));
                 }
@@ -204,7 +220,11 @@ impl StoreSpec {
                 format!("RedisStore.cluster({} nodes, prefix={prefix:?})", urls.len())
             }
             #[cfg(feature = "postgres")]
-            StoreSpec::Postgres { url, table, .. } => format!("PostgresStore({:?}, table={table:?})", redact_url(url)),
+            StoreSpec::Postgres { url, table, sweep_interval, .. } => format!(
+                "PostgresStore({:?}, table={table:?}, sweep_interval={}s)",
+                redact_url(url),
+                sweep_interval.as_secs_f64()
+            ),
         }
     }
 
@@ -263,9 +283,9 @@ impl StoreSpec {
                 RedisStore::connect_cluster(urls.iter().map(String::as_str)).await?.with_prefix(prefix.clone()),
             ),
             #[cfg(feature = "postgres")]
-            StoreSpec::Postgres { url, table, migrate } => {
+            StoreSpec::Postgres { url, table, migrate, sweep_interval } => {
                 let pool = PostgresStore::connect(url).await?.pool().clone();
-                let store = PostgresStore::with_table(pool, table)?;
+                let store = PostgresStore::with_table(pool, table)?.with_sweep_interval(*sweep_interval);
                 if *migrate {
                     store.migrate().await?;
                 }
@@ -452,7 +472,7 @@ mod tests {
             [("table".to_owned(), Value::Str("t".into())), ("migrate".to_owned(), Value::Bool(false))],
         )
         .unwrap();
-        assert_eq!(spec.describe(), "PostgresStore(\"postgres://u:***@h/db\", table=\"t\")");
+        assert_eq!(spec.describe(), "PostgresStore(\"postgres://u:***@h/db\", table=\"t\", sweep_interval=60s)");
         let err =
             StoreSpec::from_url("redis://h", Dialect::JavaScript, [("maxEntries".to_owned(), Value::Number(5.0))]);
         assert_eq!(err.unwrap_err().0, "maxEntries is not an option of a Redis store");

@@ -20,7 +20,7 @@ pub use memory::{
     DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_SCOPE_SHARE, MemoryLimits, MemoryStore, MemoryStoreBuilder,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{DEFAULT_SWEEP_BATCH, DEFAULT_TABLE, PostgresStore};
+pub use postgres::{DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE, PostgresStore};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_PREFIX, RedisStore};
 

@@ -3,9 +3,12 @@
 //! One row per record in a table made by [`PostgresStore::migrate`]. Each operation is one
 //! statement (claim is a CTE that inserts or reads in one go), prepared once per
 //! connection, so one round trip. Expiry is judged by the database's `now()` only.
-//! [`PostgresStore::sweep`] deletes expired rows in batches; run it from time to time.
+//! Expired rows are deleted in batches by a background sweep every `sweep_interval` (60 s,
+//! B23), started with the store's first claim; an advisory lock keeps it to one process at
+//! a time. [`PostgresStore::sweep`] runs one by hand.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +23,8 @@ use crate::record::{DecodeError, Record};
 pub const DEFAULT_TABLE: &str = "idempo_records";
 /// How many expired rows [`PostgresStore::sweep`] deletes per statement when not told.
 pub const DEFAULT_SWEEP_BATCH: u32 = 1000;
+/// How often the background sweep runs unless told (B23).
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How often a claim re-reads after losing a race for a row it could not yet see.
 const CLAIM_ATTEMPTS: usize = 5;
@@ -72,9 +77,12 @@ impl Statements {
             )
             .into(),
             release: format!("DELETE FROM {table} WHERE id = $1 AND token = $2").into(),
-            // Expired records; claims only once their holder can no longer finish them.
+            // Expired records; claims only once their holder can no longer finish them. Only
+            // the process holding the table's advisory lock deletes (the lock lasts the
+            // statement): another one sweeping at the same moment deletes nothing and stops.
             sweep: format!(
-                "DELETE FROM {table} WHERE id IN (
+                "WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($2) AS held)
+                 DELETE FROM {table} WHERE (SELECT held FROM lock) AND id IN (
                    SELECT id FROM {table}
                    WHERE expires_at <= now() - CASE WHEN token IS NULL THEN interval '0' ELSE interval '{late} seconds' END
                    LIMIT $1 FOR UPDATE SKIP LOCKED)",
@@ -96,18 +104,40 @@ impl Statements {
     }
 }
 
-/// A store in PostgreSQL. Cheap to clone: clones share the pool.
+/// A store in PostgreSQL. Cheap to clone: clones share the pool and the sweep.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     table: String,
     sql: Arc<Statements>,
+    sweep: Arc<Sweep>,
+}
+
+/// The background sweep: its interval and whether it has started.
+struct Sweep {
+    interval: Duration,
+    started: AtomicBool,
+    /// The advisory lock of the table, so that one process sweeps it at a time.
+    lock: i64,
 }
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore").field("table", &self.table).finish_non_exhaustive()
+        f.debug_struct("PostgresStore")
+            .field("table", &self.table)
+            .field("sweep_interval", &self.sweep.interval)
+            .finish_non_exhaustive()
     }
+}
+
+/// The advisory lock key of a table's sweep: FNV-1a of its name, so every process (and
+/// every language) agrees on it without coordination.
+fn sweep_lock(table: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "idempo.sweep:".bytes().chain(table.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
 }
 
 fn unavailable(e: sqlx::Error) -> StoreError {
@@ -164,7 +194,55 @@ impl PostgresStore {
     pub fn with_table(pool: PgPool, name: &str) -> Result<PostgresStore, StoreError> {
         let (table, index) = quoted_table(name)?;
         let sql = Arc::new(Statements::new(&table, &index));
-        Ok(PostgresStore { pool, table: name.to_owned(), sql })
+        let sweep = Sweep { interval: DEFAULT_SWEEP_INTERVAL, started: AtomicBool::new(false), lock: sweep_lock(name) };
+        Ok(PostgresStore { pool, table: name.to_owned(), sql, sweep: Arc::new(sweep) })
+    }
+
+    /// Sweep expired rows every `interval` in the background (default 60 s), from the
+    /// first claim on; `Duration::ZERO` turns the sweep off, for those who run
+    /// [`PostgresStore::sweep`] on a schedule of their own.
+    pub fn with_sweep_interval(mut self, interval: Duration) -> Self {
+        let lock = self.sweep.lock;
+        self.sweep = Arc::new(Sweep { interval, started: AtomicBool::new(false), lock });
+        self
+    }
+
+    /// The advisory lock a sweep of this table holds while it deletes (one process at a
+    /// time; another one sweeping meanwhile deletes nothing).
+    pub fn sweep_lock(&self) -> i64 {
+        self.sweep.lock
+    }
+
+    /// The background sweep's interval (zero: off).
+    pub fn sweep_interval(&self) -> Duration {
+        self.sweep.interval
+    }
+
+    /// Start the background sweep once, on the runtime the store is used from. It stops
+    /// when every clone of the store has been dropped.
+    fn start_sweep(&self) {
+        if self.sweep.interval.is_zero() || self.sweep.started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.sweep);
+        let (pool, sql) = (self.pool.clone(), self.sql.clone());
+        let interval = self.sweep.interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(sweep) = weak.upgrade() else { return };
+                let store = PostgresStore { pool: pool.clone(), table: String::new(), sql: sql.clone(), sweep };
+                match store.sweep(DEFAULT_SWEEP_BATCH).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(target: "idempo", deleted = n, "swept expired records"),
+                    Err(e) => {
+                        tracing::warn!(target: "idempo", error = %e, "sweeping expired records failed; trying again next interval")
+                    }
+                }
+            }
+        });
     }
 
     /// The pool this store uses.
@@ -192,6 +270,7 @@ impl PostgresStore {
         loop {
             let done = sqlx::query(AssertSqlSafe(self.sql.sweep.clone()))
                 .bind(i64::from(batch.max(1)))
+                .bind(self.sweep.lock)
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?
@@ -236,6 +315,7 @@ fn claim_from_row(row: &PgRow) -> Result<Option<Claim>, StoreError> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn claim(&self, id: &RecordId, fingerprint: &Fingerprint, lease_ttl: Duration) -> Result<Claim, StoreError> {
+        self.start_sweep();
         for _ in 0..CLAIM_ATTEMPTS {
             let token = Token::random();
             let row = sqlx::query(AssertSqlSafe(self.sql.claim.clone()))
