@@ -95,16 +95,20 @@ export declare class MemoryStore {
  */
 export declare function storeFromUrl (
   url: string,
-  options?: MemoryStoreOptions & { prefix?: string, table?: string, migrate?: boolean, sweepInterval?: number }
+  options?: MemoryStoreOptions & { prefix?: string, table?: string, migrate?: boolean, sweepInterval?: number, caFile?: string }
 ): Promise<Store>
 
 /** A store in Redis or Redis Cluster. */
 export declare class RedisStore {
   private constructor ()
-  /** Connect to `redis://host:port[/db]`; rejects with StoreUnavailableError. */
-  static connect (url: string, options?: { prefix?: string }): Promise<RedisStore>
+  /**
+   * Connect to `redis://host:port[/db]`, or `rediss://` for TLS; rejects with StoreUnavailableError.
+   * Over TLS the server's certificate must name the host and be signed by a CA of `caFile` (PEM),
+   * or else of the system's.
+   */
+  static connect (url: string, options?: { prefix?: string, caFile?: string }): Promise<RedisStore>
   /** Connect to a Redis Cluster through any of `urls`. */
-  static cluster (urls: string[], options?: { prefix?: string }): Promise<RedisStore>
+  static cluster (urls: string[], options?: { prefix?: string, caFile?: string }): Promise<RedisStore>
 }
 
 /** A store in PostgreSQL. */
@@ -112,10 +116,12 @@ export declare class PostgresStore {
   private constructor ()
   /**
    * Connect (and create the table unless `migrate` is false); rejects with StoreUnavailableError.
+   * TLS follows the URL's `sslmode` (`require`, `verify-ca`, `verify-full`); `caFile` (PEM) is the
+   * CA to trust, and without an `sslmode` it means `verify-full`.
    * Expired rows are deleted every `sweepInterval` ms (60 000) by one process at a time; 0 turns
    * that off, for those who call `sweep()` on a schedule of their own.
    */
-  static connect (url: string, options?: { table?: string, migrate?: boolean, sweepInterval?: number }): Promise<PostgresStore>
+  static connect (url: string, options?: { table?: string, migrate?: boolean, sweepInterval?: number, caFile?: string }): Promise<PostgresStore>
   /** Delete expired rows, `batch` at a time; resolves to how many were deleted. */
   sweep (batch?: number): Promise<number>
 }

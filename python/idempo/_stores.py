@@ -34,20 +34,23 @@ class MemoryStore(Store):
 class RedisStore(Store):
     """A store in Redis (``redis://host:port/db``, ``rediss://`` for TLS), or with
     ``RedisStore.cluster`` in a Redis Cluster. Connects at construction, so a wrong URL
-    fails here with ``StoreUnavailableError``."""
+    fails here with ``StoreUnavailableError``. Over TLS the server's certificate must name
+    the host and be signed by a CA of ``ca_file`` (PEM), or else of the system's."""
 
-    def __new__(cls, url: str, *, prefix: str | None = None) -> Self:
-        return super().__new__(cls, "redis", [url], prefix=prefix)
+    def __new__(cls, url: str, *, prefix: str | None = None, ca_file: str | None = None) -> Self:
+        return super().__new__(cls, "redis", [url], prefix=prefix, ca_file=ca_file)
 
     @classmethod
-    def cluster(cls, urls: Sequence[str], *, prefix: str | None = None) -> Self:
+    def cluster(cls, urls: Sequence[str], *, prefix: str | None = None, ca_file: str | None = None) -> Self:
         """A store in a Redis Cluster, reached through any of ``urls``."""
-        return Store.__new__(cls, "cluster", list(urls), prefix=prefix)
+        return Store.__new__(cls, "cluster", list(urls), prefix=prefix, ca_file=ca_file)
 
 
 class PostgresStore(Store):
     """A store in PostgreSQL (``postgres://user:password@host:port/db``). Connects, and
-    unless ``migrate=False`` creates its table, at construction. Expired rows are deleted
+    unless ``migrate=False`` creates its table, at construction. TLS follows the URL's
+    ``sslmode`` (``require``, ``verify-ca``, ``verify-full``); ``ca_file`` (PEM) is the CA to
+    trust, and without an ``sslmode`` it means ``verify-full``. Expired rows are deleted
     every ``sweep_interval`` seconds (60) by one process at a time; ``0`` turns that off,
     for those who call ``sweep()`` on a schedule of their own."""
 
@@ -58,8 +61,11 @@ class PostgresStore(Store):
         table: str | None = None,
         migrate: bool | None = None,
         sweep_interval: float | None = None,
+        ca_file: str | None = None,
     ) -> Self:
-        return super().__new__(cls, "postgres", [url], table=table, migrate=migrate, sweep_interval=sweep_interval)
+        return super().__new__(
+            cls, "postgres", [url], table=table, migrate=migrate, sweep_interval=sweep_interval, ca_file=ca_file
+        )
 
 
 def store_from_url(url: str, **options: object) -> MemoryStore | RedisStore | PostgresStore:

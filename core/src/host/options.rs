@@ -138,6 +138,7 @@ pub(crate) const STORE: &[Spec] = &[
     spec("table", Kind::Str),
     spec("migrate", Kind::Bool),
     spec("sweep_interval", Kind::Duration),
+    spec("ca_file", Kind::Str),
 ];
 
 /// A checked option value.

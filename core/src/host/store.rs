@@ -18,6 +18,8 @@ pub use super::redact::redact_url;
 use crate::config::ConfigError;
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::Record;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use crate::store::Tls;
 use crate::store::{
     Claim, Completion, MemoryStore, MemoryStoreBuilder, Owner, Release, Renewal, Store, StoreError, Token,
 };
@@ -37,9 +39,9 @@ pub enum StoreSpec {
         max_bytes: Option<usize>,
     },
     #[cfg(feature = "redis")]
-    Redis { url: String, prefix: String },
+    Redis { url: String, prefix: String, tls: Tls },
     #[cfg(feature = "redis")]
-    RedisCluster { urls: Vec<String>, prefix: String },
+    RedisCluster { urls: Vec<String>, prefix: String, tls: Tls },
     #[cfg(feature = "postgres")]
     Postgres {
         url: String,
@@ -47,6 +49,7 @@ pub enum StoreSpec {
         migrate: bool,
         /// The background sweep's interval (zero: off, B23).
         sweep_interval: Duration,
+        tls: Tls,
     },
 }
 
@@ -54,7 +57,7 @@ impl StoreSpec {
     /// The store a URL names: `memory`, `redis://…`/`rediss://…`, or
     /// `postgres://…`/`postgresql://…`, with the options that kind of store takes
     /// (`max_entries`, `max_entries_per_scope`, `max_bytes`; `prefix`; `table`, `migrate`,
-    /// `sweep_interval`).
+    /// `sweep_interval`; `ca_file` for both networked stores).
     pub fn from_url(
         url: &str,
         dialect: Dialect,
@@ -90,7 +93,7 @@ impl StoreSpec {
         options: impl IntoIterator<Item = (String, Value)>,
     ) -> Result<StoreSpec, ConfigError> {
         expect_scheme(url, &["redis", "rediss"], "a Redis URL (redis://host:port, or rediss:// for TLS)")?;
-        StoreSpec::Redis { url: url.to_owned(), prefix: DEFAULT_PREFIX.to_owned() }
+        StoreSpec::Redis { url: url.to_owned(), prefix: DEFAULT_PREFIX.to_owned(), tls: Tls::default() }
             .with(dialect, checked(dialect, options)?)
     }
 
@@ -107,7 +110,8 @@ impl StoreSpec {
         for url in &urls {
             expect_scheme(url, &["redis", "rediss"], "a Redis URL (redis://host:port)")?;
         }
-        StoreSpec::RedisCluster { urls, prefix: DEFAULT_PREFIX.to_owned() }.with(dialect, checked(dialect, options)?)
+        StoreSpec::RedisCluster { urls, prefix: DEFAULT_PREFIX.to_owned(), tls: Tls::default() }
+            .with(dialect, checked(dialect, options)?)
     }
 
     /// A PostgreSQL database, `postgres://…` (options `table`, `migrate`).
@@ -123,6 +127,7 @@ impl StoreSpec {
             table: DEFAULT_TABLE.to_owned(),
             migrate: true,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            tls: Tls::default(),
         };
         spec.with(dialect, checked(dialect, options)?)
     }
@@ -145,6 +150,12 @@ impl StoreSpec {
                 (StoreSpec::Postgres { table, .. }, "table", Checked::Str(t)) => *table = t,
                 #[cfg(feature = "postgres")]
                 (StoreSpec::Postgres { migrate, .. }, "migrate", Checked::Bool(m)) => *migrate = m,
+                #[cfg(feature = "redis")]
+                (StoreSpec::Redis { tls, .. } | StoreSpec::RedisCluster { tls, .. }, "ca_file", Checked::Str(path)) => {
+                    tls.ca_file = Some(path.into())
+                }
+                #[cfg(feature = "postgres")]
+                (StoreSpec::Postgres { tls, .. }, "ca_file", Checked::Str(path)) => tls.ca_file = Some(path.into()),
                 #[cfg(feature = "postgres")]
                 (StoreSpec::Postgres { sweep_interval, .. }, "sweep_interval", Checked::Duration(d)) => {
                     *sweep_interval = d
@@ -214,21 +225,25 @@ impl StoreSpec {
                 )
             }
             #[cfg(feature = "redis")]
-            StoreSpec::Redis { url, prefix } => format!("RedisStore({:?}, prefix={prefix:?})", redact_url(url)),
+            StoreSpec::Redis { url, prefix, tls } => {
+                format!("RedisStore({:?}, prefix={prefix:?}{})", redact_url(url), shown(tls))
+            }
             #[cfg(feature = "redis")]
-            StoreSpec::RedisCluster { urls, prefix } => {
-                format!("RedisStore.cluster({} nodes, prefix={prefix:?})", urls.len())
+            StoreSpec::RedisCluster { urls, prefix, tls } => {
+                format!("RedisStore.cluster({} nodes, prefix={prefix:?}{})", urls.len(), shown(tls))
             }
             #[cfg(feature = "postgres")]
-            StoreSpec::Postgres { url, table, sweep_interval, .. } => format!(
-                "PostgresStore({:?}, table={table:?}, sweep_interval={}s)",
+            StoreSpec::Postgres { url, table, sweep_interval, tls, .. } => format!(
+                "PostgresStore({:?}, table={table:?}, sweep_interval={}s{})",
                 redact_url(url),
-                sweep_interval.as_secs_f64()
+                sweep_interval.as_secs_f64(),
+                shown(tls)
             ),
         }
     }
 
     /// The memory store's builder with the bounds set (the core's defaults for the rest).
+    #[allow(irrefutable_let_patterns)] // with neither networked store built in
     fn memory_builder(&self) -> MemoryStoreBuilder {
         let mut b = MemoryStore::builder();
         if let StoreSpec::Memory { max_entries, max_entries_per_scope, max_bytes } = self {
@@ -277,14 +292,18 @@ impl StoreSpec {
         let store: Arc<dyn Store> = match self {
             StoreSpec::Memory { .. } => Arc::new(self.memory_builder().build()),
             #[cfg(feature = "redis")]
-            StoreSpec::Redis { url, prefix } => Arc::new(RedisStore::connect(url).await?.with_prefix(prefix.clone())),
+            StoreSpec::Redis { url, prefix, tls } => {
+                Arc::new(RedisStore::connect_with(url, tls).await?.with_prefix(prefix.clone()))
+            }
             #[cfg(feature = "redis")]
-            StoreSpec::RedisCluster { urls, prefix } => Arc::new(
-                RedisStore::connect_cluster(urls.iter().map(String::as_str)).await?.with_prefix(prefix.clone()),
+            StoreSpec::RedisCluster { urls, prefix, tls } => Arc::new(
+                RedisStore::connect_cluster_with(urls.iter().map(String::as_str), tls)
+                    .await?
+                    .with_prefix(prefix.clone()),
             ),
             #[cfg(feature = "postgres")]
-            StoreSpec::Postgres { url, table, migrate, sweep_interval } => {
-                let pool = PostgresStore::connect(url).await?.pool().clone();
+            StoreSpec::Postgres { url, table, migrate, sweep_interval, tls } => {
+                let pool = PostgresStore::connect_with(url, tls).await?.pool().clone();
                 let store = PostgresStore::with_table(pool, table)?.with_sweep_interval(*sweep_interval);
                 if *migrate {
                     store.migrate().await?;
@@ -298,6 +317,12 @@ impl StoreSpec {
             postgres: None,
         })
     }
+}
+
+/// A store's CA file as its description shows it ("" without one).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn shown(tls: &Tls) -> String {
+    tls.ca_file.as_ref().map(|p| format!(", ca_file={:?}", p.display().to_string())).unwrap_or_default()
 }
 
 fn scheme(url: &str) -> String {

@@ -27,6 +27,32 @@ pub use redis::{DEFAULT_PREFIX, RedisStore};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
+/// What a networked store trusts for TLS beyond what its URL says (B22): `rediss://` and
+/// PostgreSQL's `sslmode` choose TLS, this chooses whose certificates it believes.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// A PEM file of the CA certificates to trust instead of the system's. For PostgreSQL,
+    /// without an `sslmode` in the URL it also means `verify-full`.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+impl Tls {
+    /// Trust the CA certificates in `path` (PEM).
+    pub fn ca_file(path: impl Into<std::path::PathBuf>) -> Tls {
+        Tls { ca_file: Some(path.into()) }
+    }
+
+    /// The CA file's bytes, or an error that says which file could not be read.
+    pub(crate) fn ca_pem(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        std::fs::read(path)
+            .map(Some)
+            .map_err(|e| StoreError::unavailable(format!("cannot read ca_file {}: {e}", path.display())))
+    }
+}
+
 /// How long an expired claim that nobody took over stays its holder's: the holder may
 /// still renew, complete or release it (a completion held up by a store outage longer than
 /// the lease lands, B17), until a new claim takes the id or this much time has passed.

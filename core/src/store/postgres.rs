@@ -12,10 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Claim, Completion, Release, Renewal, Store, StoreError, Token};
+use super::{Claim, Completion, Release, Renewal, Store, StoreError, Tls, Token};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
@@ -130,6 +132,13 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// Whether a PostgreSQL URL says its `sslmode`.
+fn url_sets_sslmode(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| pair.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("sslmode")))
+    })
+}
+
 /// The advisory lock key of a table's sweep: FNV-1a of its name, so every process (and
 /// every language) agrees on it without coordination.
 fn sweep_lock(table: &str) -> i64 {
@@ -173,13 +182,29 @@ impl PostgresStore {
     /// Connect to `postgres://user:password@host:port/db` with a pool of 16 connections.
     /// Fails if the database cannot be reached now. Call [`PostgresStore::migrate`] once.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with(url, &Tls::default()).await
+    }
+
+    /// Connect to `url` trusting what `tls` says. The URL's `sslmode` chooses TLS
+    /// (`disable`, `prefer` by default, `require`, `verify-ca`, `verify-full`) and
+    /// `sslrootcert` a CA file; `tls.ca_file` is that CA file too, and without an `sslmode`
+    /// in the URL it asks for `verify-full`.
+    pub async fn connect_with(url: &str, tls: &Tls) -> Result<PostgresStore, StoreError> {
+        let mut options = PgConnectOptions::from_str(url).map_err(unavailable)?;
+        if let Some(ca) = &tls.ca_file {
+            tls.ca_pem()?;
+            options = options.ssl_root_cert(ca.as_path());
+            if !url_sets_sslmode(url) {
+                options = options.ssl_mode(PgSslMode::VerifyFull);
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(2))
             // A broken connection fails one operation and is then dropped by the pool;
             // pinging before each use would double the round trips.
             .test_before_acquire(false)
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(unavailable)?;
         PostgresStore::from_pool(pool)

@@ -17,7 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Script, ScriptInvocation, Value};
 
-use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Token};
+use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Tls, Token};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
@@ -135,8 +135,22 @@ impl RedisStore {
     /// `rediss://` with TLS where the redis crate was built with it). Fails if the server
     /// cannot be reached now; afterwards the connection is re-established by itself.
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::unavailable(format!("invalid Redis URL (expected redis://host:port): {e}")))?;
+        RedisStore::connect_with(url, &Tls::default()).await
+    }
+
+    /// Connect to `url` trusting what `tls` says: with `rediss://`, the server's certificate
+    /// must be signed by a CA of `tls.ca_file` (else of the system's) and name the host.
+    pub async fn connect_with(url: &str, tls: &Tls) -> Result<RedisStore, StoreError> {
+        let invalid = |e: redis::RedisError| {
+            StoreError::unavailable(format!("invalid Redis URL (expected redis://host:port or rediss://): {e}"))
+        };
+        let client = match tls.ca_pem()? {
+            None => redis::Client::open(url).map_err(invalid)?,
+            Some(root_cert) => {
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+                redis::Client::build_with_tls(url, certs).map_err(invalid)?
+            }
+        };
         RedisStore::from_client(client).await
     }
 
@@ -153,11 +167,22 @@ impl RedisStore {
 
     /// Connect to a Redis Cluster through any of its nodes.
     pub async fn connect_cluster<'a>(nodes: impl IntoIterator<Item = &'a str>) -> Result<RedisStore, StoreError> {
-        let client = redis::cluster::ClusterClientBuilder::new(nodes.into_iter().collect::<Vec<_>>())
+        RedisStore::connect_cluster_with(nodes, &Tls::default()).await
+    }
+
+    /// Connect to a Redis Cluster through any of its nodes, trusting what `tls` says.
+    pub async fn connect_cluster_with<'a>(
+        nodes: impl IntoIterator<Item = &'a str>,
+        tls: &Tls,
+    ) -> Result<RedisStore, StoreError> {
+        let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.into_iter().collect::<Vec<_>>())
             .connection_timeout(Duration::from_secs(2))
-            .response_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| StoreError::unavailable(format!("invalid Redis Cluster node URLs: {e}")))?;
+            .response_timeout(Duration::from_secs(2));
+        if let Some(root_cert) = tls.ca_pem()? {
+            builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) });
+        }
+        let client =
+            builder.build().map_err(|e| StoreError::unavailable(format!("invalid Redis Cluster node URLs: {e}")))?;
         RedisStore::from_cluster_client(client).await
     }
 

@@ -41,3 +41,21 @@ pub async fn postgres() -> PostgresStore {
 pub async fn shared<S: idempo::Store>(store: S) -> Arc<dyn idempo::Store> {
     Arc::new(store)
 }
+
+/// The TLS servers (B22): `REDIS_TLS_URL`, `DATABASE_TLS_URL`, the CA that signed their
+/// certificates and one that did not.
+pub struct TlsServers {
+    pub redis: String,
+    pub postgres: String,
+    pub ca: String,
+    pub wrong_ca: String,
+}
+
+pub fn tls() -> TlsServers {
+    TlsServers {
+        redis: var("REDIS_TLS_URL", "TLS Redis"),
+        postgres: var("DATABASE_TLS_URL", "TLS PostgreSQL"),
+        ca: var("IDEMPO_TLS_CA", "TLS CA"),
+        wrong_ca: var("IDEMPO_TLS_WRONG_CA", "TLS CA"),
+    }
+}
