@@ -25,6 +25,7 @@ use crate::record::Record;
 use crate::shared::Shared;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{Claim, Owner, Store, StoreError};
+use crate::throttle::Throttle;
 
 /// The header added to a replay whose body was too large to store (B12).
 pub const REPLAY_OMITTED_HEADER: &str = "idempotency-replay";
@@ -417,15 +418,22 @@ fn store_error_at_claim(e: &Shared, key: &Key, err: &StoreError) -> Decision {
     Stats::inc(&e.stats.store_errors);
     match e.config.on_store_error {
         OnStoreError::FailClosed => {
-            tracing::error!(target: "idempo", outcome = "store-unavailable", key = %key.redacted(), error = %err);
+            static LOG: Throttle = Throttle::new();
+            if let Some(suppressed) = LOG.admit() {
+                tracing::error!(target: "idempo", outcome = "store-unavailable", key = %key.redacted(), error = %err,
+                    suppressed, "idempotency store failed: answered 503");
+            }
             let detail = "the idempotency store could not be reached; the request was not processed";
             let after = std::time::Duration::from_secs(1);
             Decision::Respond(problem(&e.config.problem_base, ProblemCode::StoreUnavailable, detail, Some(after)))
         }
         OnStoreError::FailOpen => {
             Stats::inc(&e.stats.bypassed);
-            tracing::warn!(target: "idempo", outcome = "fail-open", key = %key.redacted(), error = %err,
-                "idempotency store failed: running the request unprotected (on_store_error = fail_open)");
+            static LOG: Throttle = Throttle::new();
+            if let Some(suppressed) = LOG.admit() {
+                tracing::warn!(target: "idempo", outcome = "fail-open", key = %key.redacted(), error = %err, suppressed,
+                    "idempotency store failed: running the request unprotected (on_store_error = fail_open)");
+            }
             Decision::Bypass
         }
     }

@@ -24,6 +24,7 @@ use crate::record::Record;
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::store::{Completion, Release, Renewal, Token};
+use crate::throttle::Throttle;
 
 /// How long `complete` waits for the store before handing the write to the background.
 /// Waiting at all means a client that retries right after its response sees the replay.
@@ -221,7 +222,10 @@ async fn renew(e: Arc<Shared>, id: RecordId, token: Token, key: String, state: A
             Ok(Renewal::LeaseLost) => return lease_lost(&e, &state, &key, "renewal"),
             Err(err) => {
                 Stats::inc(&e.stats.store_errors);
-                tracing::warn!(target: "idempo", key, error = %err, "could not renew the claim; retrying");
+                static LOG: Throttle = Throttle::new();
+                if let Some(suppressed) = LOG.admit() {
+                    tracing::warn!(target: "idempo", key, error = %err, suppressed, "could not renew the claim; retrying");
+                }
             }
         }
     }
@@ -235,7 +239,11 @@ async fn release(e: Arc<Shared>, id: RecordId, token: Token, key: String, state:
         Ok(Release::LeaseLost) => lease_lost(&e, &state, &key, "release"),
         Err(err) => {
             Stats::inc(&e.stats.store_errors);
-            tracing::warn!(target: "idempo", key, error = %err, "could not release the claim; it expires after lease_ttl");
+            static LOG: Throttle = Throttle::new();
+            if let Some(suppressed) = LOG.admit() {
+                tracing::warn!(target: "idempo", key, error = %err, suppressed,
+                    "could not release the claim; it expires after lease_ttl");
+            }
         }
     }
 }
@@ -259,12 +267,19 @@ async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, key
         };
         failures += 1;
         if failures == 1 {
-            tracing::warn!(target: "idempo", key, error = %err, "could not store the response; retrying in the background");
+            static LOG: Throttle = Throttle::new();
+            if let Some(suppressed) = LOG.admit() {
+                tracing::warn!(target: "idempo", key, error = %err, suppressed,
+                    "could not store the response; retrying in the background");
+            }
         }
         if Instant::now() + backoff >= deadline {
             Stats::inc(&e.stats.store_errors);
-            tracing::error!(target: "idempo", key, error = %err, failures,
-                "gave up storing the response after persist_timeout: a retry will run the handler again once the lease expires");
+            static LOG: Throttle = Throttle::new();
+            if let Some(suppressed) = LOG.admit() {
+                tracing::error!(target: "idempo", key, error = %err, failures, suppressed,
+                    "gave up storing the response after persist_timeout: a retry will run the handler again once the lease expires");
+            }
             return;
         }
         tokio::time::sleep(backoff).await;

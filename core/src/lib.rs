@@ -38,6 +38,7 @@ pub mod store;
 mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle;
 #[cfg(feature = "tower")]
 pub mod tower;
 

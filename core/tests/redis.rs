@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,48 +76,10 @@ async fn b18_corrupt_redis_entries_are_store_errors_never_reexecuted() {
     assert_eq!(kind, "string");
 }
 
-/// A redis-server of this test's own, so it can be stopped and started again.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> OwnRedis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is on PATH (make test installs it)");
-        // Owned from here on, so Drop stops it whatever happens next.
-        let server = OwnRedis { port, child: Some(child) };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {port} did not start");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restart_mid_test_fails_cleanly_then_recovers() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = OwnRedis::start(port);
+    let mut server = services::OwnRedis::start(port, &[]);
     let store = RedisStore::connect(&format!("redis://127.0.0.1:{}", server.port)).await.unwrap();
     let app = TestApp::new(Idempotency::builder(store.clone()).build());
     let k = key("restart");
@@ -135,7 +96,7 @@ async fn redis_restart_mid_test_fails_cleanly_then_recovers() {
 
     // Same port, empty server (nothing persisted), scripts not loaded: the store reconnects
     // and reloads its scripts by itself.
-    let _server = OwnRedis::start(port);
+    let _server = services::OwnRedis::start(port, &[]);
     let mut recovered = false;
     for _ in 0..50 {
         let r = app.send(post("/echo", Some(&key("back")), "x")).await;

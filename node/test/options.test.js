@@ -77,6 +77,13 @@ test('bad values are ConfigurationErrors naming the option, never a crash', () =
   assert.throws(() => new MemoryStore({ prefix: 'x' }), /prefix is not an option of a memory store/)
 })
 
+test('a Redis key prefix with braces is refused before connecting (it would put every key in one cluster slot)', async () => {
+  const { RedisStore } = require('..')
+  for (const connect of [(o) => RedisStore.connect('redis://127.0.0.1:1', o), (o) => RedisStore.cluster(['redis://127.0.0.1:1'], o)]) {
+    await assert.rejects(connect({ prefix: 'app{tenant}:' }), (err) => err instanceof ConfigurationError && /one slot/.test(err.message))
+  }
+})
+
 test('stats() counts what the core lists, and the .d.ts names the same counters', () => {
   assert.deepEqual(Object.keys(idempotency().stats()), COUNTERS)
   assert.deepEqual(COUNTERS.slice(0, 3), ['bypassed', 'executed', 'replayed'])

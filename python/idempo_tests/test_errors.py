@@ -36,6 +36,13 @@ def test_unreachable_stores_fail_at_construction_with_a_typed_error() -> None:
     assert issubclass(StoreUnavailableError, IdempoError)
 
 
+def test_a_redis_prefix_with_braces_is_refused_before_connecting() -> None:
+    # Redis Cluster hashes the first {...} of a key: every record would land in one slot.
+    for make in (lambda: RedisStore("redis://127.0.0.1:1", prefix="app{t}:"), lambda: RedisStore.cluster(["redis://127.0.0.1:1"], prefix="}")):
+        with pytest.raises(ConfigurationError, match="one slot"):
+            make()
+
+
 def test_a_store_of_the_wrong_type_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="MemoryStore, RedisStore or PostgresStore"):
         AsgiMiddleware(lambda s, r, se: None, store="redis://localhost")  # type: ignore[arg-type]

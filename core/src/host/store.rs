@@ -145,7 +145,10 @@ impl StoreSpec {
                     StoreSpec::Redis { prefix, .. } | StoreSpec::RedisCluster { prefix, .. },
                     "prefix",
                     Checked::Str(p),
-                ) => *prefix = p,
+                ) => {
+                    crate::store::check_prefix(&p)?;
+                    *prefix = p
+                }
                 #[cfg(feature = "postgres")]
                 (StoreSpec::Postgres { table, .. }, "table", Checked::Str(t)) => *table = t,
                 #[cfg(feature = "postgres")]
@@ -292,14 +295,18 @@ impl StoreSpec {
         let store: Arc<dyn Store> = match self {
             StoreSpec::Memory { .. } => Arc::new(self.memory_builder().build()),
             #[cfg(feature = "redis")]
-            StoreSpec::Redis { url, prefix, tls } => {
-                Arc::new(RedisStore::connect_with(url, tls).await?.with_prefix(prefix.clone()))
-            }
+            StoreSpec::Redis { url, prefix, tls } => Arc::new(
+                RedisStore::connect_with(url, tls)
+                    .await?
+                    .with_prefix(prefix.clone())
+                    .map_err(StoreError::unavailable)?,
+            ),
             #[cfg(feature = "redis")]
             StoreSpec::RedisCluster { urls, prefix, tls } => Arc::new(
                 RedisStore::connect_cluster_with(urls.iter().map(String::as_str), tls)
                     .await?
-                    .with_prefix(prefix.clone()),
+                    .with_prefix(prefix.clone())
+                    .map_err(StoreError::unavailable)?,
             ),
             #[cfg(feature = "postgres")]
             StoreSpec::Postgres { url, table, migrate, sweep_interval, tls } => {

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::{Claim, Completion, LATE_COMPLETION, Owner, Release, Renewal, Store, StoreError, Token};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::Record;
+use crate::throttle::Throttle;
 
 const SHARDS: usize = 64;
 const SWEEP_EVERY: u32 = 512;
@@ -308,11 +309,15 @@ impl MemoryStore {
                 self.make_room(tag, 1, 0, now);
             }
         }
-        tracing::warn!(
-            target: "idempo",
-            "memory store full for this scope: its new key is refused (raise max_entries or \
-             max_entries_per_scope, or use a durable store)"
-        );
+        static LOG: Throttle = Throttle::new();
+        if let Some(suppressed) = LOG.admit() {
+            tracing::warn!(
+                target: "idempo",
+                suppressed,
+                "memory store full for this scope: its new key is refused (raise max_entries or \
+                 max_entries_per_scope, or use a durable store)"
+            );
+        }
         Err(StoreError::Full)
     }
 
@@ -359,12 +364,16 @@ impl MemoryStore {
             omitted.headers.clear();
             size = 0;
         }
-        tracing::warn!(
-            target: "idempo",
-            bytes = size_of(record),
-            "memory store over max_bytes for this scope: the response is kept without its body \
-             (replayed with Idempotency-Replay: omitted)"
-        );
+        static LOG: Throttle = Throttle::new();
+        if let Some(suppressed) = LOG.admit() {
+            tracing::warn!(
+                target: "idempo",
+                bytes = size_of(record),
+                suppressed,
+                "memory store over max_bytes for this scope: the response is kept without its body \
+                 (replayed with Idempotency-Replay: omitted)"
+            );
+        }
         entry.finish(omitted, size, now + ttl);
         Completion::Stored
     }

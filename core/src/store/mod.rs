@@ -22,7 +22,7 @@ pub use memory::{
 #[cfg(feature = "postgres")]
 pub use postgres::{DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE, PostgresStore};
 #[cfg(feature = "redis")]
-pub use redis::{DEFAULT_PREFIX, RedisStore};
+pub use redis::{DEFAULT_PREFIX, RedisStore, check_prefix};
 
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};

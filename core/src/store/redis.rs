@@ -18,6 +18,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Script, ScriptInvocation, Value};
 
 use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Tls, Token};
+use crate::config::ConfigError;
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
@@ -116,6 +117,44 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// A key prefix must not hold `{` or `}`: Redis Cluster hashes the first `{…}` of a key,
+/// so a prefix with one would put every record in one slot (one node) instead of spreading
+/// them by record id.
+pub fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
+    if prefix.contains(['{', '}']) {
+        return Err(ConfigError(format!(
+            "the Redis key prefix {prefix:?} holds {{ or }}: Redis Cluster would put every key in one slot"
+        )));
+    }
+    Ok(())
+}
+
+/// The eviction policy under which Redis may drop idempo's keys, read from `INFO memory`:
+/// with a `maxmemory` set, every policy but `noeviction` may pick them (all of them carry
+/// a TTL, so the `volatile-*` ones too).
+fn risky_eviction(info: &str) -> Option<&str> {
+    let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let maxmemory: u64 = field("maxmemory:")?.parse().ok()?;
+    let policy = field("maxmemory_policy:")?;
+    (maxmemory > 0 && policy != "noeviction").then_some(policy)
+}
+
+/// Say so when the server may evict idempo's keys: an evicted claim or record lets a retry
+/// run the handler again. One round trip, when the store is made; a server that does not
+/// answer `INFO` (some managed ones) is not judged.
+async fn warn_if_evicting(conn: &mut impl redis::aio::ConnectionLike) {
+    let Ok(info) = redis::cmd("INFO").arg("memory").query_async::<String>(conn).await else { return };
+    if let Some(policy) = risky_eviction(&info) {
+        tracing::warn!(
+            target: "idempo",
+            policy,
+            "this Redis may evict idempotency keys under memory pressure (maxmemory-policy {policy}): \
+             a claim or record it evicts lets a retry run the handler again. Set maxmemory-policy \
+             noeviction on the Redis idempo uses (writes then fail with 503 instead)"
+        );
+    }
+}
+
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::unavailable(e)
 }
@@ -156,7 +195,8 @@ impl RedisStore {
 
     /// Use an existing client.
     pub async fn from_client(client: redis::Client) -> Result<RedisStore, StoreError> {
-        let manager = client.get_connection_manager_with_config(manager_config()).await.map_err(unavailable)?;
+        let mut manager = client.get_connection_manager_with_config(manager_config()).await.map_err(unavailable)?;
+        warn_if_evicting(&mut manager).await;
         Ok(RedisStore::from_connection_manager(manager))
     }
 
@@ -188,7 +228,8 @@ impl RedisStore {
 
     /// Use an existing cluster client.
     pub async fn from_cluster_client(client: redis::cluster::ClusterClient) -> Result<RedisStore, StoreError> {
-        let connection = client.get_async_connection().await.map_err(unavailable)?;
+        let mut connection = client.get_async_connection().await.map_err(unavailable)?;
+        warn_if_evicting(&mut connection).await;
         Ok(RedisStore::new(Connection::Cluster(connection)))
     }
 
@@ -203,9 +244,12 @@ impl RedisStore {
     }
 
     /// Prefix every key (default `idempo:`), to share one Redis between applications.
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> RedisStore {
-        self.prefix = prefix.into();
-        self
+    /// Refused if it holds `{` or `}` ([`check_prefix`]).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<RedisStore, ConfigError> {
+        let prefix = prefix.into();
+        check_prefix(&prefix)?;
+        self.prefix = prefix;
+        Ok(self)
     }
 
     /// The Redis key of a record id: `<prefix>{<hex id>}`.
@@ -308,5 +352,30 @@ impl Store for RedisStore {
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
         let held = self.fenced(&self.scripts.release, id, &[&token.to_bytes()]).await?;
         Ok(if held { Release::Released } else { Release::LeaseLost })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_policies_that_may_drop_idempo_keys() {
+        let info = |max: &str, policy: &str| {
+            format!("# Memory\r\nmaxmemory:{max}\r\nmaxmemory_human:x\r\nmaxmemory_policy:{policy}\r\n")
+        };
+        assert_eq!(risky_eviction(&info("2097152", "volatile-lru")), Some("volatile-lru"));
+        assert_eq!(risky_eviction(&info("2097152", "allkeys-lfu")), Some("allkeys-lfu"));
+        assert_eq!(risky_eviction(&info("2097152", "noeviction")), None);
+        assert_eq!(risky_eviction(&info("0", "volatile-ttl")), None, "no maxmemory: nothing is evicted");
+        assert_eq!(risky_eviction("garbage"), None);
+    }
+
+    #[test]
+    fn prefixes_with_braces_are_refused() {
+        assert!(check_prefix("idempo:").is_ok());
+        for bad in ["app{x}:", "{", "a}b"] {
+            assert!(check_prefix(bad).unwrap_err().0.contains("one slot"), "{bad:?}");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The servers the durable-store tests talk to. `make test` starts throwaway ones
 //! (scripts/with-services.sh); running `cargo test` by hand needs the variables set.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use idempo::store::{PostgresStore, RedisStore};
 
@@ -57,5 +59,45 @@ pub fn tls() -> TlsServers {
         postgres: var("DATABASE_TLS_URL", "TLS PostgreSQL"),
         ca: var("IDEMPO_TLS_CA", "TLS CA"),
         wrong_ca: var("IDEMPO_TLS_WRONG_CA", "TLS CA"),
+    }
+}
+
+/// A redis-server of this test's own, so it can be stopped and started again.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    /// A redis-server on `port` with `extra` settings (`--name value` pairs).
+    pub fn start(port: u16, extra: &[&str]) -> OwnRedis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is on PATH (make test installs it)");
+        // Owned from here on, so Drop stops it whatever happens next.
+        let server = OwnRedis { port, child: Some(child) };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {port} did not start");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
