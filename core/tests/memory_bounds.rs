@@ -86,6 +86,19 @@ fn ids_aimed_at_one_shard_do_not_evict_a_record_there() {
     assert!(matches!(store.claim_now(&victim, &Fingerprint([1; 32]), LONG), Ok(Claim::Completed { .. })));
 }
 
+#[test]
+fn claims_aimed_at_one_shard_do_not_lock_others_out_of_it() {
+    // The other half of the attack: 1 600 slow requests whose ids the attacker computed
+    // into one shard filled it with in-flight claims, and every other caller whose key
+    // fell there got 503.
+    let store = MemoryStore::new();
+    let victim = id(1, 0);
+    let aimed = (0u32..).map(|n| id(2, n)).filter(|i| old_shard(i) == old_shard(&victim)).take(1_600);
+    let held = aimed.filter(|i| matches!(store.claim_now(i, &Fingerprint([2; 32]), LONG), Ok(Claim::Claimed { .. })));
+    assert_eq!(held.count(), 1_600, "the attacker's own scope has room for them");
+    assert!(matches!(store.claim_now(&victim, &Fingerprint([1; 32]), LONG), Ok(Claim::Claimed { .. })));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_attacker_tenant_cannot_evict_a_victims_record_through_the_layer() {
     // The same attack through the tower layer, with the tenant as the scope: the keys are
