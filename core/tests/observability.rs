@@ -4,42 +4,15 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::body::Body;
 use http::Request;
 use idempo::{Idempotency, MemoryStore};
+use support::captured::Captured;
 use support::{TestApp, post};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b5_warning_once_and_b19_events_with_redacted_keys() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("idempo=debug")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = Captured::install("debug");
 
     let secret_key = "customer-42-secret-key-material";
     let with = |credential: &str, key: &str| {

@@ -7,32 +7,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use idempo::store::RedisStore;
 use idempo::{Claim, Store};
+use support::captured::Captured;
 use support::services::OwnRedis;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -56,13 +36,7 @@ async fn fill(url: &str, size: usize, count: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eviction_policies_and_what_they_do_to_claims() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("idempo=warn")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = Captured::install("warn");
     let (fp, lease) = (idempo::testing::fingerprint(1), Duration::from_secs(600));
 
     // volatile-lru: the store warns when it is made, and the claim can be evicted.

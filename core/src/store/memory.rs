@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -121,7 +121,7 @@ impl MemoryStoreBuilder {
 
     pub fn build(self) -> MemoryStore {
         let secret = RandomState::new();
-        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::new(secret.clone()))).collect();
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
         let owners = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
         MemoryStore {
             inner: Arc::new(Inner {
@@ -142,7 +142,7 @@ struct Inner {
     /// What each owner holds, sharded by owner tag. Locked only briefly, and only ever
     /// after (never before) a shard.
     owners: Box<[Mutex<HashMap<u64, Usage>>]>,
-    /// The per-process secret keying shard choice, buckets and owner tags.
+    /// The per-process secret keying the hash of record ids (shard and bucket) and owner tags.
     secret: RandomState,
     limits: MemoryLimits,
     entries: AtomicUsize,
@@ -156,9 +156,51 @@ struct Usage {
     bytes: usize,
 }
 
+#[derive(Default)]
 struct Shard {
-    map: HashMap<RecordId, Entry, RandomState>,
+    map: HashMap<Slot, Entry, BuildHasherDefault<Prehashed>>,
     inserts: u32,
+}
+
+/// A record id with its keyed hash, computed once per operation: bits 32.. choose the
+/// shard, the map's buckets use the low bits and its tags the top ones.
+#[derive(Clone, Copy)]
+struct Slot {
+    hash: u64,
+    id: RecordId,
+}
+
+impl Hash for Slot {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Slot) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Slot {}
+
+/// Hands the map a [`Slot`]'s hash as it is.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is ever called (Slot's Hash); fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 struct Entry {
@@ -245,10 +287,12 @@ impl MemoryStore {
         records.sum()
     }
 
-    fn shard(&self, id: &RecordId) -> MutexGuard<'_, Shard> {
-        // Bits 40.. of the keyed hash choose the shard; the map's buckets use the low bits.
-        let h = self.inner.secret.hash_one(id);
-        lock(&self.inner.shards[((h >> 40) % SHARDS as u64) as usize])
+    fn slot(&self, id: &RecordId) -> Slot {
+        Slot { hash: self.inner.secret.hash_one(id), id: *id }
+    }
+
+    fn shard(&self, slot: &Slot) -> MutexGuard<'_, Shard> {
+        lock(&self.inner.shards[((slot.hash >> 32) % SHARDS as u64) as usize])
     }
 
     fn owner_tag(&self, owner: Owner<'_>) -> u64 {
@@ -273,12 +317,13 @@ impl MemoryStore {
         fingerprint: &Fingerprint,
         lease_ttl: Duration,
     ) -> Result<Claim, StoreError> {
-        let tag = self.owner_tag(owner);
+        let slot = self.slot(id);
+        let mut tag = None;
         for attempt in 0..2 {
             let now = Instant::now();
             {
-                let mut shard = self.shard(id);
-                if let Some(entry) = shard.map.get(id) {
+                let mut shard = self.shard(&slot);
+                if let Some(entry) = shard.map.get(&slot) {
                     if entry.expires > now {
                         return Ok(match &entry.state {
                             State::InFlight { fingerprint, .. } => {
@@ -290,7 +335,7 @@ impl MemoryStore {
                         });
                     }
                     // Expired: the new claim takes the id over.
-                    if let Some(old) = shard.map.remove(id) {
+                    if let Some(old) = shard.map.remove(&slot) {
                         self.inner.forget(&old);
                     }
                 }
@@ -298,15 +343,19 @@ impl MemoryStore {
                 if shard.inserts.is_multiple_of(SWEEP_EVERY) {
                     shard.sweep(&self.inner, |e| !e.kept(now));
                 }
-                if self.inner.reserve(tag, 1, 0) {
+                // Only a new entry needs its owner: a replay never hashes it.
+                let owner = *tag.get_or_insert_with(|| self.owner_tag(owner));
+                if self.inner.reserve(owner, 1, 0) {
                     let token = Token::random();
                     let state = State::InFlight { token, fingerprint: *fingerprint };
-                    shard.map.insert(*id, Entry { expires: now + lease_ttl, owner: tag, bytes: 0, state });
+                    shard.map.insert(slot, Entry { expires: now + lease_ttl, owner, bytes: 0, state });
                     return Ok(Claim::Claimed { token });
                 }
             }
-            if attempt == 0 {
-                self.make_room(tag, 1, 0, now);
+            if attempt == 0
+                && let Some(owner) = tag
+            {
+                self.make_room(owner, 1, 0, now);
             }
         }
         static LOG: Throttle = Throttle::new();
@@ -324,8 +373,9 @@ impl MemoryStore {
     /// [`Store::renew`] without a future.
     pub fn renew_now(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Renewal {
         let now = Instant::now();
-        let mut shard = self.shard(id);
-        match shard.held(id, token, now) {
+        let slot = self.slot(id);
+        let mut shard = self.shard(&slot);
+        match shard.held(&slot, token, now) {
             Some(entry) => {
                 entry.expires = now + lease_ttl;
                 Renewal::Renewed
@@ -337,10 +387,11 @@ impl MemoryStore {
     /// [`Store::complete`] without a future.
     pub fn complete_now(&self, id: &RecordId, token: Token, record: &Record, ttl: Duration) -> Completion {
         let size = size_of(record);
+        let slot = self.slot(id);
         for attempt in 0..2 {
             let now = Instant::now();
-            let mut shard = self.shard(id);
-            let Some(entry) = shard.held(id, token, now) else { return Completion::LeaseLost };
+            let mut shard = self.shard(&slot);
+            let Some(entry) = shard.held(&slot, token, now) else { return Completion::LeaseLost };
             let tag = entry.owner;
             if self.inner.reserve(tag, 0, size) {
                 entry.finish(record.clone(), size, now + ttl);
@@ -355,8 +406,8 @@ impl MemoryStore {
         // still kept, without it (B12), so a retry replays and never runs again. When the
         // headers do not fit either, only the status is kept.
         let now = Instant::now();
-        let mut shard = self.shard(id);
-        let Some(entry) = shard.held(id, token, now) else { return Completion::LeaseLost };
+        let mut shard = self.shard(&slot);
+        let Some(entry) = shard.held(&slot, token, now) else { return Completion::LeaseLost };
         let tag = entry.owner;
         let mut omitted = Record { body: None, ..record.clone() };
         let mut size = size_of(&omitted);
@@ -381,9 +432,10 @@ impl MemoryStore {
     /// [`Store::release`] without a future.
     pub fn release_now(&self, id: &RecordId, token: Token) -> Release {
         let now = Instant::now();
-        let mut shard = self.shard(id);
-        if shard.held(id, token, now).is_some() {
-            if let Some(old) = shard.map.remove(id) {
+        let slot = self.slot(id);
+        let mut shard = self.shard(&slot);
+        if shard.held(&slot, token, now).is_some() {
+            if let Some(old) = shard.map.remove(&slot) {
                 self.inner.forget(&old);
             }
             Release::Released
@@ -415,10 +467,10 @@ impl MemoryStore {
         if entries_over == 0 && bytes_over == 0 {
             return;
         }
-        let mut own: Vec<(Instant, RecordId, usize)> = Vec::new();
+        let mut own: Vec<(Instant, Slot, usize)> = Vec::new();
         for shard in inner.shards.iter() {
-            own.extend(lock(shard).map.iter().filter_map(|(id, e)| match e.state {
-                State::Completed { .. } if e.owner == owner && e.expires > now => Some((e.expires, *id, e.bytes)),
+            own.extend(lock(shard).map.iter().filter_map(|(slot, e)| match e.state {
+                State::Completed { .. } if e.owner == owner && e.expires > now => Some((e.expires, *slot, e.bytes)),
                 _ => None,
             }));
         }
@@ -427,14 +479,14 @@ impl MemoryStore {
         // owner pays one scan per many claims; when out of bytes, as many as it takes.
         let batch = if entries_over > 0 { (inner.limits.max_entries_per_scope / 8).max(entries_over) } else { 0 };
         let (mut evicted, mut freed) = (0usize, 0usize);
-        for (_, id, size) in own {
+        for (_, slot, size) in own {
             if evicted >= batch && freed >= bytes_over {
                 break;
             }
-            let mut shard = self.shard(&id);
+            let mut shard = self.shard(&slot);
             let still_theirs =
-                shard.map.get(&id).is_some_and(|e| e.owner == owner && matches!(e.state, State::Completed { .. }));
-            if still_theirs && let Some(old) = shard.map.remove(&id) {
+                shard.map.get(&slot).is_some_and(|e| e.owner == owner && matches!(e.state, State::Completed { .. }));
+            if still_theirs && let Some(old) = shard.map.remove(&slot) {
                 inner.forget(&old);
                 evicted += 1;
                 freed += size;
@@ -532,15 +584,11 @@ impl Entry {
 }
 
 impl Shard {
-    fn new(secret: RandomState) -> Shard {
-        Shard { map: HashMap::with_hasher(secret), inserts: 0 }
-    }
-
     /// The in-flight entry for `id` if `token` holds it: its lease may have expired, as
     /// long as no new claim took it over.
-    fn held(&mut self, id: &RecordId, token: Token, now: Instant) -> Option<&mut Entry> {
+    fn held(&mut self, slot: &Slot, token: Token, now: Instant) -> Option<&mut Entry> {
         self.map
-            .get_mut(id)
+            .get_mut(slot)
             .filter(|e| e.kept(now) && matches!(e.state, State::InFlight { token: t, .. } if t == token))
     }
 

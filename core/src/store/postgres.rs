@@ -246,7 +246,11 @@ impl PostgresStore {
     /// Start the background sweep once, on the runtime the store is used from. It stops
     /// when every clone of the store has been dropped.
     fn start_sweep(&self) {
-        if self.sweep.interval.is_zero() || self.sweep.started.swap(true, Ordering::Relaxed) {
+        // A load first: every claim passes here, and only the first may write.
+        if self.sweep.interval.is_zero()
+            || self.sweep.started.load(Ordering::Relaxed)
+            || self.sweep.started.swap(true, Ordering::Relaxed)
+        {
             return;
         }
         let weak = Arc::downgrade(&self.sweep);

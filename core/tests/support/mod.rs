@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod behaviour;
+pub mod captured;
 pub mod faulty;
 pub mod services;
 
