@@ -54,6 +54,8 @@ export interface EngineOptions {
   onStoreError?: 'failClosed' | 'failOpen'
   /** How long a failed completion is retried in the background, ms (B17). */
   persistTimeout?: number
+  /** The Retry-After of a 409 for a key in flight, ms, at most what the lease has left (B9). */
+  retryAfter?: number
   /** Request headers that are part of the fingerprint (B6). */
   fingerprintHeaders?: string[]
   /** Key the fingerprint with HMAC-SHA256 (B6). */

@@ -45,6 +45,8 @@ pub mod defaults {
     pub const PROBLEM_BASE: &str = "https://idempo.dev/problems/";
     pub const ON_STORE_ERROR: super::OnStoreError = super::OnStoreError::FailClosed;
     pub const PERSIST_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long a 409 tells the client to wait (B9), at most what the lease has left.
+    pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
     /// Which statuses are stored when no `store_status` is given (B11): everything below
     /// 500 but the transient refusals a retry is meant to get past (authentication, proxy
@@ -151,6 +153,7 @@ pub struct Config {
     pub replayed_header_label: String,
     pub on_store_error: OnStoreError,
     pub persist_timeout: Duration,
+    pub retry_after: Duration,
     pub fingerprint_headers: Vec<HeaderName>,
     pub fingerprint_key: FingerprintKey,
     pub problem_base: String,
@@ -189,6 +192,7 @@ impl fmt::Debug for Config {
             .field("replayed_header", &self.replayed_header)
             .field("on_store_error", &self.on_store_error)
             .field("persist_timeout", &self.persist_timeout)
+            .field("retry_after", &self.retry_after)
             .field("fingerprint_headers", &self.fingerprint_headers)
             .field("fingerprint_key", &self.fingerprint_key)
             .field("problem_base", &self.problem_base)
@@ -215,6 +219,7 @@ pub struct Builder {
     replayed_header: String,
     on_store_error: OnStoreError,
     persist_timeout: Duration,
+    retry_after: Duration,
     fingerprint_headers: Vec<String>,
     fingerprint_secret: Option<Vec<u8>>,
     problem_base: String,
@@ -243,6 +248,7 @@ impl Builder {
             replayed_header: defaults::REPLAYED_HEADER.into(),
             on_store_error: defaults::ON_STORE_ERROR,
             persist_timeout: defaults::PERSIST_TIMEOUT,
+            retry_after: defaults::RETRY_AFTER,
             fingerprint_headers: Vec::new(),
             fingerprint_secret: None,
             problem_base: defaults::PROBLEM_BASE.into(),
@@ -341,6 +347,13 @@ impl Builder {
         self
     }
 
+    /// The `Retry-After` of a 409 for a key in flight (B9), in whole seconds (at least 1),
+    /// never more than what the lease has left. Default 1 s.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
     /// Request headers that are part of the fingerprint (B6). Default none.
     pub fn fingerprint_headers<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, names: I) -> Self {
         self.fingerprint_headers = strings(names);
@@ -397,6 +410,7 @@ impl Builder {
             ("max_lease", self.max_lease),
             ("ttl", self.ttl),
             ("persist_timeout", self.persist_timeout),
+            ("retry_after", self.retry_after),
         ] {
             if d > MAX_DURATION {
                 return Err(ConfigError(format!("{option} must be at most 366 days")));
@@ -428,6 +442,7 @@ impl Builder {
             replayed_header_label: self.replayed_header,
             on_store_error: self.on_store_error,
             persist_timeout: self.persist_timeout,
+            retry_after: self.retry_after,
             fingerprint_headers,
             fingerprint_key: FingerprintKey::new(self.fingerprint_secret.as_deref()),
             problem_base: self.problem_base,

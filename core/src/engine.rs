@@ -382,7 +382,8 @@ impl Pending {
                 Stats::inc(&e.stats.conflicts);
                 tracing::debug!(target: "idempo", outcome = "key-in-use", key = %key.redacted());
                 let detail = "a request with this key is still being processed; retry after the Retry-After delay";
-                Decision::Respond(problem(&cfg.problem_base, ProblemCode::KeyInUse, detail, Some(lease_left)))
+                let after = cfg.retry_after.min(lease_left);
+                Decision::Respond(problem(&cfg.problem_base, ProblemCode::KeyInUse, detail, Some(after)))
             }
             Ok(Claim::Completed { fingerprint: theirs, record }) => {
                 if theirs != fingerprint {

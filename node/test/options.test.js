@@ -38,6 +38,7 @@ test('every option reaches the core', () => {
     replayedHeader: 'X-Replayed',
     onStoreError: 'failOpen',
     persistTimeout: 1500,
+    retryAfter: 3000,
     fingerprintHeaders: ['x-account'],
     fingerprintSecret: Buffer.from('\0secret'),
     problemBase: 'https://errors.example.com/'

@@ -57,6 +57,7 @@ def test_every_option_reaches_the_core(middleware: Any) -> None:
         "replayed_header": "X-Replayed",
         "on_store_error": "fail_open",
         "persist_timeout": 1.5,
+        "retry_after": 3.0,
         "fingerprint_headers": ["x-account"],
         "fingerprint_secret": b"\x00secret",
         "problem_base": "https://errors.example.com/",

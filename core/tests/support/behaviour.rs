@@ -322,12 +322,26 @@ pub async fn b9_in_flight_duplicate_gets_409_with_retry_after(store: Arc<dyn Sto
     let dup = app.send(post("/slow?ms=500", Some(&k), "")).await;
     dup.assert_problem(409, "key-in-use");
     assert!(dup.text().contains("\"title\":\"A request is outstanding for this Idempotency-Key\""));
-    let after: u64 = dup.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=5).contains(&after), "Retry-After {after} is the whole seconds left on a 5 s lease");
+    assert_eq!(dup.header("retry-after"), Some("1"), "retry_after's default");
     first.await.unwrap();
     let replay = app.send(post("/slow?ms=500", Some(&k), "")).await;
     assert!(replay.replayed());
     assert_eq!(app.count(), 1);
+    // `retry_after` as set, and never more than the lease has left.
+    for (retry_after, lease, expected) in [(3, 60, 3..=3), (30, 5, 2..=5)] {
+        let other = Arc::new(self::app(&store, |b| {
+            b.lease_ttl(Duration::from_secs(lease)).retry_after(Duration::from_secs(retry_after))
+        }));
+        let k = key("b9-retry-after");
+        let (a, k2) = (other.clone(), k.clone());
+        let first = tokio::spawn(async move { a.send(post("/slow?ms=500", Some(&k2), "")).await });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let dup = other.send(post("/slow?ms=500", Some(&k), "")).await;
+        dup.assert_problem(409, "key-in-use");
+        let after: u64 = dup.header("retry-after").unwrap().parse().unwrap();
+        assert!(expected.contains(&after), "retry_after {retry_after} s, lease {lease} s: Retry-After {after}");
+        first.await.unwrap();
+    }
 }
 
 pub async fn b10_renewal_keeps_a_long_handler_exclusive(store: Arc<dyn Store>) {
