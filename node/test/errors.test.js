@@ -78,16 +78,25 @@ test('a panic in the addon is a JavaScript error, and the process keeps serving'
   }
 })
 
-function ownRedis () {
-  return freePort().then(port => new Promise((resolve, reject) => {
+// A redis-server of this test's own. A port taken by a suite running beside this one makes
+// it exit: then it is started again on another.
+async function ownRedis () {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
     const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-    proc.on('error', reject)
-    const tryConnect = (n) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve({ port, proc }) })
-      s.on('error', () => n > 0 ? setTimeout(() => tryConnect(n - 1), 50) : reject(new Error('redis-server did not start')))
-    }
-    tryConnect(100)
-  }))
+    const up = await new Promise((resolve, reject) => {
+      proc.on('error', reject)
+      const tryConnect = (n) => {
+        if (proc.exitCode !== null) return resolve(false)
+        const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(proc.exitCode === null) })
+        s.on('error', () => n > 0 ? setTimeout(() => tryConnect(n - 1), 50) : reject(new Error('redis-server did not start')))
+      }
+      tryConnect(100)
+    })
+    if (up) return { port, proc }
+    proc.kill()
+    if (attempt === 2) throw new Error('redis-server did not start')
+  }
 }
 
 for (const policy of ['failClosed', 'failOpen']) {

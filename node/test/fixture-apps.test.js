@@ -13,18 +13,32 @@ const APPS = require(path.join(ROOT, 'tests', 'fixtures', 'apps.json'))
 
 const freePort = () => new Promise(resolve => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) }) })
 
+// The app on a free port, answering itself (X-Pid is its pid: never a server another suite
+// started on that port). The port is chosen before the app binds it, so a suite running
+// beside this one can take it in between: an app that exits before answering is started
+// again on another port.
+async function started (name, env) {
+  const [cmd, ...args] = APPS[name].command
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const child = spawn(path.join(ROOT, cmd), args, { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] })
+    const base = `http://127.0.0.1:${port}`
+    for (let i = 0; i < 300 && child.exitCode === null; i++) {
+      const answer = await fetch(base + '/counter').catch(() => null)
+      if (answer && answer.headers.get('x-pid') === String(child.pid)) return { child, base }
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    child.kill()
+    if (attempt === 2) throw new Error(`${name} did not start`)
+  }
+}
+
 for (const name of ['express', 'fastify']) {
   for (const store of ['memory', 'redis', 'postgres']) {
     test(`fixture app ${name} on ${store} serves the contract`, async () => {
       const url = store === 'memory' ? 'memory' : env(store === 'redis' ? 'REDIS_URL' : 'DATABASE_URL', store)
-      const port = await freePort()
-      const [cmd, ...args] = APPS[name].command
-      const child = spawn(path.join(ROOT, cmd), args, { cwd: ROOT, env: { ...process.env, PORT: String(port), IDEMPO_STORE: url, IDEMPO_REQUIRED: '1' }, stdio: ['ignore', 'ignore', 'inherit'] })
-      const base = `http://127.0.0.1:${port}`
+      const { child, base } = await started(name, { IDEMPO_STORE: url, IDEMPO_REQUIRED: '1' })
       try {
-        for (let i = 0; ; i++) {
-          try { await fetch(base + '/counter'); break } catch (err) { if (i > 300) throw err; await new Promise(resolve => setTimeout(resolve, 50)) }
-        }
         const req = (p, k, body) => fetch(base + p, { method: 'POST', headers: k ? { 'idempotency-key': k } : {}, body })
         assert.equal((await req('/reset')).status, 204)
         const k = key(name)
