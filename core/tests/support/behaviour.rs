@@ -313,17 +313,24 @@ pub async fn b8_two_hundred_concurrent_duplicates_execute_once(store: Arc<dyn St
     assert_eq!(originals, 1);
 }
 
+/// A keyed `/slow?ms=500` sent to `app`, and a duplicate sent 150 ms later while the first
+/// still runs: the duplicate's answer, once the first has finished.
+async fn duplicate_while_running(app: &Arc<TestApp>, k: &str) -> Reply {
+    let (a, k2) = (app.clone(), k.to_owned());
+    let first = tokio::spawn(async move { a.send(post("/slow?ms=500", Some(&k2), "")).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let dup = app.send(post("/slow?ms=500", Some(k), "")).await;
+    first.await.unwrap();
+    dup
+}
+
 pub async fn b9_in_flight_duplicate_gets_409_with_retry_after(store: Arc<dyn Store>) {
     let app = Arc::new(app(&store, |b| b.lease_ttl(Duration::from_secs(5))));
     let k = key("b9");
-    let (a, k2) = (app.clone(), k.clone());
-    let first = tokio::spawn(async move { a.send(post("/slow?ms=500", Some(&k2), "")).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let dup = app.send(post("/slow?ms=500", Some(&k), "")).await;
+    let dup = duplicate_while_running(&app, &k).await;
     dup.assert_problem(409, "key-in-use");
     assert!(dup.text().contains("\"title\":\"A request is outstanding for this Idempotency-Key\""));
     assert_eq!(dup.header("retry-after"), Some("1"), "retry_after's default");
-    first.await.unwrap();
     let replay = app.send(post("/slow?ms=500", Some(&k), "")).await;
     assert!(replay.replayed());
     assert_eq!(app.count(), 1);
@@ -332,15 +339,10 @@ pub async fn b9_in_flight_duplicate_gets_409_with_retry_after(store: Arc<dyn Sto
         let other = Arc::new(self::app(&store, |b| {
             b.lease_ttl(Duration::from_secs(lease)).retry_after(Duration::from_secs(retry_after))
         }));
-        let k = key("b9-retry-after");
-        let (a, k2) = (other.clone(), k.clone());
-        let first = tokio::spawn(async move { a.send(post("/slow?ms=500", Some(&k2), "")).await });
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let dup = other.send(post("/slow?ms=500", Some(&k), "")).await;
+        let dup = duplicate_while_running(&other, &key("b9-retry-after")).await;
         dup.assert_problem(409, "key-in-use");
         let after: u64 = dup.header("retry-after").unwrap().parse().unwrap();
         assert!(expected.contains(&after), "retry_after {retry_after} s, lease {lease} s: Retry-After {after}");
-        first.await.unwrap();
     }
 }
 
