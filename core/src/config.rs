@@ -47,6 +47,13 @@ pub mod defaults {
     pub const PERSIST_TIMEOUT: Duration = Duration::from_secs(10);
     /// How long a 409 tells the client to wait (B9), at most what the lease has left.
     pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+    /// How long a duplicate waits for an in-flight original when it states no preference
+    /// (B20): not at all, a 409 at once, as the IETF draft has it.
+    pub const WAIT: Duration = Duration::ZERO;
+    /// The longest wait a `Prefer: wait=N` is granted (B20).
+    pub const MAX_WAIT: Duration = Duration::from_secs(10);
+    /// How many requests may wait at once (B20); beyond it a duplicate gets its 409 at once.
+    pub const MAX_WAITERS: usize = 1000;
 
     /// Which statuses are stored when no `store_status` is given (B11): everything below
     /// 500 but the transient refusals a retry is meant to get past (authentication, proxy
@@ -154,6 +161,9 @@ pub struct Config {
     pub on_store_error: OnStoreError,
     pub persist_timeout: Duration,
     pub retry_after: Duration,
+    pub wait: Duration,
+    pub max_wait: Duration,
+    pub max_waiters: usize,
     pub fingerprint_headers: Vec<HeaderName>,
     pub fingerprint_key: FingerprintKey,
     pub problem_base: String,
@@ -193,6 +203,9 @@ impl fmt::Debug for Config {
             .field("on_store_error", &self.on_store_error)
             .field("persist_timeout", &self.persist_timeout)
             .field("retry_after", &self.retry_after)
+            .field("wait", &self.wait)
+            .field("max_wait", &self.max_wait)
+            .field("max_waiters", &self.max_waiters)
             .field("fingerprint_headers", &self.fingerprint_headers)
             .field("fingerprint_key", &self.fingerprint_key)
             .field("problem_base", &self.problem_base)
@@ -220,6 +233,9 @@ pub struct Builder {
     on_store_error: OnStoreError,
     persist_timeout: Duration,
     retry_after: Duration,
+    wait: Duration,
+    max_wait: Duration,
+    max_waiters: usize,
     fingerprint_headers: Vec<String>,
     fingerprint_secret: Option<Vec<u8>>,
     problem_base: String,
@@ -249,6 +265,9 @@ impl Builder {
             on_store_error: defaults::ON_STORE_ERROR,
             persist_timeout: defaults::PERSIST_TIMEOUT,
             retry_after: defaults::RETRY_AFTER,
+            wait: defaults::WAIT,
+            max_wait: defaults::MAX_WAIT,
+            max_waiters: defaults::MAX_WAITERS,
             fingerprint_headers: Vec::new(),
             fingerprint_secret: None,
             problem_base: defaults::PROBLEM_BASE.into(),
@@ -354,6 +373,27 @@ impl Builder {
         self
     }
 
+    /// How long a duplicate of a request still in flight waits for it when the request
+    /// states no `Prefer: wait=N` (B20), at most `max_wait`. Default 0: a 409 at once.
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The longest wait granted, to a `Prefer: wait=N` or by `wait` (B20). Default 10 s;
+    /// 0 turns waiting off whatever a request prefers.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// How many requests may wait at once in this engine (B20); a duplicate beyond it gets
+    /// its 409 at once. Default 1 000.
+    pub fn max_waiters(mut self, max_waiters: usize) -> Self {
+        self.max_waiters = max_waiters;
+        self
+    }
+
     /// Request headers that are part of the fingerprint (B6). Default none.
     pub fn fingerprint_headers<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, names: I) -> Self {
         self.fingerprint_headers = strings(names);
@@ -411,6 +451,8 @@ impl Builder {
             ("ttl", self.ttl),
             ("persist_timeout", self.persist_timeout),
             ("retry_after", self.retry_after),
+            ("wait", self.wait),
+            ("max_wait", self.max_wait),
         ] {
             if d > MAX_DURATION {
                 return Err(ConfigError(format!("{option} must be at most 366 days")));
@@ -424,6 +466,9 @@ impl Builder {
         }
         if self.ttl.is_zero() {
             return Err(ConfigError("ttl must be above zero".into()));
+        }
+        if self.wait > self.max_wait {
+            return Err(ConfigError("wait must be at most max_wait".into()));
         }
         let config = Config {
             methods,
@@ -443,6 +488,9 @@ impl Builder {
             on_store_error: self.on_store_error,
             persist_timeout: self.persist_timeout,
             retry_after: self.retry_after,
+            wait: self.wait,
+            max_wait: self.max_wait,
+            max_waiters: self.max_waiters,
             fingerprint_headers,
             fingerprint_key: FingerprintKey::new(self.fingerprint_secret.as_deref()),
             problem_base: self.problem_base,

@@ -9,14 +9,16 @@
 //!    key: [`Decision::Execute`] with a [`Lease`], or [`Decision::Respond`] with a replay
 //!    or a problem. ([`Decision::Bypass`] only with `on_store_error = fail_open`.)
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 
 use crate::config::{Builder, Config, ConfigError, OnStoreError};
-use crate::fingerprint::{FingerprintBuilder, RecordId};
+use crate::fingerprint::{Fingerprint, FingerprintBuilder, RecordId};
 use crate::held::Held;
 use crate::key::{Key, parse_key};
 use crate::lease::Lease;
@@ -26,6 +28,9 @@ use crate::shared::Shared;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{Claim, Owner, Store, StoreError};
 use crate::throttle::Throttle;
+
+/// The request header stating a wait preference (B20, RFC 7240).
+const PREFER: HeaderName = HeaderName::from_static("prefer");
 
 /// The header added to a replay whose body was too large to store (B12).
 pub const REPLAY_OMITTED_HEADER: &str = "idempotency-replay";
@@ -92,14 +97,22 @@ impl Builder {
     /// Validate and build.
     pub fn try_build(self) -> Result<Idempotency, ConfigError> {
         let (store, config) = self.validate()?;
-        let mut read = vec![config.header.clone(), header::CONTENT_LENGTH, header::AUTHORIZATION, header::COOKIE];
+        let mut read =
+            vec![config.header.clone(), header::CONTENT_LENGTH, header::AUTHORIZATION, header::COOKIE, PREFER];
         for name in &config.fingerprint_headers {
             if !read.contains(name) {
                 read.push(name.clone());
             }
         }
         Ok(Idempotency {
-            shared: Arc::new(Shared { store, config, stats: Stats::default(), read, held: Held::default() }),
+            shared: Arc::new(Shared {
+                store,
+                config,
+                stats: Stats::default(),
+                read,
+                held: Held::default(),
+                waiting: Default::default(),
+            }),
         })
     }
 
@@ -160,7 +173,7 @@ impl Idempotency {
     }
 
     /// The request headers [`Idempotency::check`] reads: the key header, `content-length`,
-    /// `authorization`, `cookie` and the fingerprinted headers. A binding may pass only
+    /// `authorization`, `cookie`, `prefer` and the fingerprinted headers. A binding may pass only
     /// these.
     pub fn request_headers_read(&self) -> &[HeaderName] {
         &self.shared.read
@@ -223,6 +236,7 @@ impl Idempotency {
             cookie,
             declared,
             scope: Scope::Default,
+            prefer: crate::prefer::wait_preference(headers.header_values(&PREFER)),
         })
     }
 }
@@ -284,6 +298,8 @@ pub struct Pending {
     cookie: bool,
     declared: Option<u64>,
     scope: Scope,
+    /// The seconds the request prefers to wait for an in-flight duplicate (B20).
+    prefer: Option<u64>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -338,9 +354,17 @@ impl Pending {
         problem(&e.config.problem_base, ProblemCode::BodyUnreadable, reason, None)
     }
 
-    /// Fingerprint the request with its body and claim the key (B5–B9, B16).
+    /// Fingerprint the request with its body and claim the key (B5–B9, B16), waiting for
+    /// an in-flight duplicate where B20 says so.
     pub async fn begin(self, body: &[u8]) -> Decision {
-        let Pending { shared: e, key, fingerprint, credential, cookie, scope, .. } = self;
+        self.begin_until(body, std::future::pending()).await
+    }
+
+    /// [`Pending::begin`] for a client that may leave while it waits (B20): once `gone`
+    /// resolves, a wait for an in-flight duplicate stops (with a 409 nobody reads) and its
+    /// place among `max_waiters` is free. Store operations under way are finished first.
+    pub async fn begin_until<G: Future<Output = ()>>(self, body: &[u8], gone: G) -> Decision {
+        let Pending { shared: e, key, fingerprint, credential, cookie, scope, prefer, .. } = self;
         let fingerprint = fingerprint.finish(body);
         let (id, owner) = match (&scope, &credential) {
             (Scope::Named(s), _) => (RecordId::new(Some(s), &key), Owner::Scope(s)),
@@ -361,40 +385,102 @@ impl Pending {
                 (RecordId::new(None, &key), Owner::Global)
             }
         };
-        let cfg = &e.config;
-        // A duplicate of a request this process is running is answered without the store
-        // (held.rs). Renewed every third of the lease, its lease has at least 2/3 left.
-        let claim = match e.held.get(&id) {
-            Some(theirs) => Ok(Claim::InFlight { fingerprint: theirs, lease_left: cfg.lease_ttl * 2 / 3 }),
-            None => e.store.claim_for(owner, &id, &fingerprint, cfg.lease_ttl).await,
+        let claim = claim(&e, owner, &id, &fingerprint).await;
+        let lease_left = match settle(&e, &key, id, fingerprint, claim) {
+            Settled::Decided(decision) => return decision,
+            Settled::InFlight { lease_left } => lease_left,
         };
-        match claim {
-            Ok(Claim::Claimed { token }) => {
-                e.held.insert(id, fingerprint);
-                Stats::inc(&e.stats.executed);
-                tracing::debug!(target: "idempo", outcome = "executed", key = %key.redacted());
-                Decision::Execute(Lease::start(e.clone(), id, token, key.redacted()))
-            }
-            Ok(Claim::InFlight { fingerprint: theirs, lease_left }) => {
-                if theirs != fingerprint {
-                    return Decision::Respond(mismatch(&e, &key));
-                }
-                Stats::inc(&e.stats.conflicts);
-                tracing::debug!(target: "idempo", outcome = "key-in-use", key = %key.redacted());
-                let detail = "a request with this key is still being processed; retry after the Retry-After delay";
-                let after = cfg.retry_after.min(lease_left);
-                Decision::Respond(problem(&cfg.problem_base, ProblemCode::KeyInUse, detail, Some(after)))
-            }
-            Ok(Claim::Completed { fingerprint: theirs, record }) => {
-                if theirs != fingerprint {
-                    return Decision::Respond(mismatch(&e, &key));
-                }
-                Stats::inc(&e.stats.replayed);
-                tracing::debug!(target: "idempo", outcome = "replayed", key = %key.redacted(), omitted = record.body.is_none());
-                Decision::Respond(replay(cfg, record))
-            }
-            Err(err) => store_error_at_claim(&e, &key, &err),
+        let wait = match prefer {
+            Some(secs) => Duration::from_secs(secs).min(e.config.max_wait),
+            None => e.config.wait,
+        };
+        if wait.is_zero() {
+            return Decision::Respond(in_use(&e, &key, lease_left, None));
         }
+        let applied = prefer.map(|_| wait);
+        let waiter = crate::waiting::Waiter { e: &e, key: &key, owner, id, fingerprint, applied };
+        waiter.wait(wait, lease_left, std::pin::pin!(gone)).await
+    }
+}
+
+/// Claim `id`, or see that this process holds it. A duplicate of a request this process is
+/// running is answered without the store (held.rs); renewed every third of the lease, its
+/// lease has at least 2/3 left.
+pub(crate) async fn claim(
+    e: &Shared,
+    owner: Owner<'_>,
+    id: &RecordId,
+    fingerprint: &Fingerprint,
+) -> Result<Claim, StoreError> {
+    match e.held.get(id) {
+        Some(theirs) => Ok(Claim::InFlight { fingerprint: theirs, lease_left: e.config.lease_ttl * 2 / 3 }),
+        None => e.store.claim_for(owner, id, fingerprint, e.config.lease_ttl).await,
+    }
+}
+
+/// What a claim comes to: a decision, or the same request still in flight elsewhere.
+pub(crate) enum Settled {
+    Decided(Decision),
+    InFlight { lease_left: Duration },
+}
+
+/// B8, B9, B14, B16: what a claim's outcome means for this request.
+pub(crate) fn settle(
+    e: &Arc<Shared>,
+    key: &Key,
+    id: RecordId,
+    fingerprint: Fingerprint,
+    claim: Result<Claim, StoreError>,
+) -> Settled {
+    let decision = match claim {
+        Ok(Claim::Claimed { token }) => {
+            e.held.insert(id, fingerprint);
+            Stats::inc(&e.stats.executed);
+            tracing::debug!(target: "idempo", outcome = "executed", key = %key.redacted());
+            Decision::Execute(Lease::start(e.clone(), id, token, key.redacted()))
+        }
+        Ok(Claim::InFlight { fingerprint: theirs, lease_left }) => {
+            if theirs != fingerprint {
+                return Settled::Decided(Decision::Respond(mismatch(e, key)));
+            }
+            return Settled::InFlight { lease_left };
+        }
+        Ok(Claim::Completed { fingerprint: theirs, record }) => {
+            if theirs != fingerprint {
+                return Settled::Decided(Decision::Respond(mismatch(e, key)));
+            }
+            Stats::inc(&e.stats.replayed);
+            tracing::debug!(target: "idempo", outcome = "replayed", key = %key.redacted(), omitted = record.body.is_none());
+            Decision::Respond(replay(&e.config, record))
+        }
+        Err(err) => store_error_at_claim(e, key, &err),
+    };
+    Settled::Decided(decision)
+}
+
+/// The 409 for a key in flight (B9), `Retry-After` capped by what the lease has left.
+/// Counted in `conflicts`; `in_use_uncounted` for a waiter whose client left (nobody reads it).
+pub(crate) fn in_use(e: &Shared, key: &Key, lease_left: Duration, applied: Option<Duration>) -> Response<Bytes> {
+    Stats::inc(&e.stats.conflicts);
+    tracing::debug!(target: "idempo", outcome = "key-in-use", key = %key.redacted());
+    in_use_uncounted(e, lease_left, applied)
+}
+
+pub(crate) fn in_use_uncounted(e: &Shared, lease_left: Duration, applied: Option<Duration>) -> Response<Bytes> {
+    let cfg = &e.config;
+    let detail = "a request with this key is still being processed; retry after the Retry-After delay";
+    let mut res = problem(&cfg.problem_base, ProblemCode::KeyInUse, detail, Some(cfg.retry_after.min(lease_left)));
+    if let Some(wait) = applied {
+        preference_applied(&mut res, wait);
+    }
+    res
+}
+
+/// `Preference-Applied: wait=N` (RFC 7240 §3): the request's wait preference was honoured,
+/// for `wait` (whole seconds).
+pub(crate) fn preference_applied<B>(res: &mut Response<B>, wait: Duration) {
+    if let Ok(value) = HeaderValue::try_from(format!("wait={}", wait.as_secs())) {
+        res.headers_mut().insert(HeaderName::from_static("preference-applied"), value);
     }
 }
 

@@ -29,6 +29,7 @@ pub mod key;
 mod lease;
 #[cfg(feature = "log-bridge")]
 pub mod log_bridge;
+mod prefer;
 pub mod problem;
 mod ready;
 pub mod record;
@@ -41,6 +42,8 @@ pub mod testing;
 mod throttle;
 #[cfg(feature = "tower")]
 pub mod tower;
+mod waiting;
+pub mod wake;
 
 pub use config::{Builder, Config, ConfigError, OnStoreError};
 pub use engine::{Check, Decision, HeaderSource, Idempotency, Pending};

@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) read: Vec<HeaderName>,
     /// The claims this process holds.
     pub(crate) held: Held,
+    /// How many requests wait on an in-flight duplicate now (B20, `max_waiters`).
+    pub(crate) waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {

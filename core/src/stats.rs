@@ -55,6 +55,11 @@ counters! {
     lease_lost,
     /// Responses stored without their body because they exceeded `max_response_body`.
     omitted,
+    /// Duplicates that waited for their in-flight original (B20), whatever came of it.
+    waited,
+    /// Waits that ran out before the original finished: answered 409 (also counted in
+    /// `conflicts`).
+    wait_timeouts,
 }
 
 impl Stats {

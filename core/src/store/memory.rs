@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{Claim, Completion, LATE_COMPLETION, Owner, Release, Renewal, Store, StoreError, Token};
+use super::{Claim, Completion, LATE_COMPLETION, Owner, Release, Renewal, Store, StoreError, Token, Wakers, Watch};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::Record;
 use crate::throttle::Throttle;
@@ -132,6 +132,7 @@ impl MemoryStoreBuilder {
                 entries: AtomicUsize::new(0),
                 bytes: AtomicUsize::new(0),
                 last_full_sweep: Mutex::new(None),
+                wakers: Arc::default(),
             }),
         }
     }
@@ -148,6 +149,8 @@ struct Inner {
     entries: AtomicUsize,
     bytes: AtomicUsize,
     last_full_sweep: Mutex<Option<Instant>>,
+    /// The requests waiting on an entry of this store (B20), woken by complete and release.
+    wakers: Arc<Wakers>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -395,6 +398,8 @@ impl MemoryStore {
             let tag = entry.owner;
             if self.inner.reserve(tag, 0, size) {
                 entry.finish(record.clone(), size, now + ttl);
+                drop(shard);
+                self.inner.wakers.wake(id);
                 return Completion::Stored;
             }
             drop(shard);
@@ -426,6 +431,8 @@ impl MemoryStore {
             );
         }
         entry.finish(omitted, size, now + ttl);
+        drop(shard);
+        self.inner.wakers.wake(id);
         Completion::Stored
     }
 
@@ -438,6 +445,8 @@ impl MemoryStore {
             if let Some(old) = shard.map.remove(&slot) {
                 self.inner.forget(&old);
             }
+            drop(shard);
+            self.inner.wakers.wake(id);
             Release::Released
         } else {
             Release::LeaseLost
@@ -636,5 +645,9 @@ impl Store for MemoryStore {
 
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
         Ok(self.release_now(id, token))
+    }
+
+    async fn watch(&self, id: &RecordId) -> Option<Watch> {
+        Some(self.inner.wakers.watch(id))
     }
 }

@@ -26,6 +26,7 @@ pub use redis::{DEFAULT_PREFIX, RedisStore, check_prefix};
 
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
+pub use crate::wake::{Wakers, Watch};
 
 /// What a networked store trusts for TLS beyond what its URL says (B22): `rediss://` and
 /// PostgreSQL's `sslmode` choose TLS, this chooses whose certificates it believes.
@@ -216,4 +217,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drop the claim held with `token`, so the next request executes.
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError>;
+
+    /// Watch `id` for its completion or release, for a request waiting on it (B20): the
+    /// watch must see every completion or release that happens after this returns, in this
+    /// process or any other. `None` when the store cannot tell (the default): the waiter
+    /// then re-reads the record after a bounded back-off alone.
+    async fn watch(&self, id: &RecordId) -> Option<Watch> {
+        let _ = id;
+        None
+    }
 }

@@ -25,14 +25,26 @@ where
     E: Send + 'static,
 {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(async move {
+        rt.spawn(RESCUED.scope((), async move {
             if let Ok(res) = fut.await
                 && let Some(rec) = res.into_body().into_unfinished()
             {
                 rec.finish_unattended().await;
             }
-        });
+        }));
     }
+}
+
+tokio::task_local! {
+    /// Set in the task that finishes a keyed request its caller dropped.
+    static RESCUED: ();
+}
+
+/// Resolves once the request's work was dropped by its caller and moved to a task of its
+/// own: a request that was only waiting for its original (B20) then stops, as there is
+/// no one left to answer.
+fn caller_gone() -> impl std::future::Future<Output = ()> {
+    std::future::poll_fn(|_| if RESCUED.try_with(|_| ()).is_ok() { Poll::Ready(()) } else { Poll::Pending })
 }
 
 /// A recorded body dropped before its record was stored (a client gone mid-body): the rest
@@ -135,7 +147,7 @@ where
                     }
                     Err(ReadError::Failed(reason)) => return Ok(pending.unreadable(&reason).map(ResponseBody::full)),
                 };
-                let lease = match pending.begin(&bytes).await {
+                let lease = match pending.begin_until(&bytes, caller_gone()).await {
                     Decision::Respond(res) => return Ok(res.map(ResponseBody::full)),
                     Decision::Bypass => {
                         let res = inner.call(Request::from_parts(parts, RequestBody::buffered(bytes))).await?;

@@ -13,6 +13,7 @@ use http::{Request, StatusCode};
 use idempo::{Idempotency, OnStoreError, Store, Token};
 
 use super::faulty::Faulty;
+pub use super::waiting::*;
 use super::{Reply, TestApp, http_client, http_post, post, quoted};
 use tower::ServiceExt;
 
@@ -21,7 +22,7 @@ pub fn key(name: &str) -> String {
     format!("{name}-{:032x}", Token::random().0)
 }
 
-fn app(store: &Arc<dyn Store>, configure: impl FnOnce(idempo::Builder) -> idempo::Builder) -> TestApp {
+pub(crate) fn app(store: &Arc<dyn Store>, configure: impl FnOnce(idempo::Builder) -> idempo::Builder) -> TestApp {
     TestApp::new(configure(Idempotency::builder_shared(store.clone())).build())
 }
 
@@ -73,6 +74,11 @@ macro_rules! behaviour_suite {
             b17_a_lease_lapsed_in_an_outage_is_not_run_twice,
             b11_a_client_gone_mid_body_leaves_the_rest_recorded,
             b11_an_outer_timeout_never_releases,
+            b20_two_hundred_waiting_duplicates_all_get_the_response,
+            b20_the_wait_option_and_its_bounds,
+            b20_a_wait_that_runs_out_is_a_409,
+            b20_on_release_one_waiter_executes_and_the_rest_replay_it,
+            b20_max_waiters_and_a_waiter_whose_client_left,
         );
     };
 }
@@ -681,7 +687,9 @@ pub async fn b19_stats_count_every_outcome(store: Arc<dyn Store>) {
             "too_large",
             "store_errors",
             "lease_lost",
-            "omitted"
+            "omitted",
+            "waited",
+            "wait_timeouts"
         ]
     );
 }

@@ -5,6 +5,7 @@ pub mod behaviour;
 pub mod captured;
 pub mod faulty;
 pub mod services;
+pub mod waiting;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -96,6 +97,18 @@ async fn stream(State(s): State<AppState>) -> Response {
     res
 }
 
+/// Fails (500, so the key is released) on the app's first execution, after `ms`; succeeds
+/// on any later one.
+async fn fail_first(State(s): State<AppState>, Query(q): Query<HashMap<String, u64>>) -> Response {
+    let n = s.count.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(Duration::from_millis(q.get("ms").copied().unwrap_or(0))).await;
+    if n == 1 {
+        (StatusCode::INTERNAL_SERVER_ERROR, "failed").into_response()
+    } else {
+        format!("ok:run{n}").into_response()
+    }
+}
+
 async fn raise(State(s): State<AppState>) -> &'static str {
     s.count.fetch_add(1, Ordering::SeqCst);
     panic!("handler failed on purpose");
@@ -144,6 +157,7 @@ impl TestApp {
             .route("/large", routing::post(large))
             .route("/stream", routing::post(stream))
             .route("/raise", routing::post(raise))
+            .route("/fail-first", routing::post(fail_first))
             .route("/upgrade", routing::post(upgrade))
             .route("/counter", get(counter))
             .with_state(state.clone())

@@ -1,0 +1,123 @@
+//! A duplicate waiting for its in-flight original (B20).
+//!
+//! The waiter watches the record id (the store wakes it when the record is completed or
+//! released, in this process or any other), then reads the record again: a read after the
+//! watch is armed cannot miss an event, because one before it shows in the read. Woken, it
+//! reads again: a replay on completion, a claim of its own on release (it then runs the
+//! handler, like any first request), or back to waiting when another request claimed the
+//! key first. Events are hints: with none, the waiter still reads again after a back-off
+//! (from [`FIRST_RECHECK`] doubling to [`LAST_RECHECK`], and never later than the lease's
+//! end), so a lost event costs latency, never correctness.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::engine::{Decision, Settled, claim, in_use, in_use_uncounted, preference_applied, settle};
+use crate::fingerprint::{Fingerprint, RecordId};
+use crate::key::Key;
+use crate::shared::Shared;
+use crate::stats::Stats;
+use crate::store::Owner;
+
+/// The first re-read without an event: well above an event's delivery, so that a waiter
+/// answered by a re-read shows a lost event rather than hides it.
+pub const FIRST_RECHECK: Duration = Duration::from_millis(250);
+/// The longest time between two re-reads.
+pub const LAST_RECHECK: Duration = Duration::from_secs(2);
+
+/// One of `max_waiters` places; given back when dropped (the waiter is answered, or its
+/// client left and the future was dropped).
+struct Place<'a>(&'a Shared);
+
+impl<'a> Place<'a> {
+    fn take(e: &'a Shared) -> Option<Place<'a>> {
+        let max = e.config.max_waiters;
+        e.waiting.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Place(e))
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A duplicate of the request in flight on `id`; `applied` is the honoured `Prefer: wait`,
+/// answered with `Preference-Applied`.
+pub(crate) struct Waiter<'a> {
+    pub e: &'a Arc<Shared>,
+    pub key: &'a Key,
+    pub owner: Owner<'a>,
+    pub id: RecordId,
+    pub fingerprint: Fingerprint,
+    pub applied: Option<Duration>,
+}
+
+impl Waiter<'_> {
+    /// Wait up to `wait` for the original, or until `gone` (the client left).
+    pub(crate) async fn wait<G: Future<Output = ()>>(
+        self,
+        wait: Duration,
+        mut lease_left: Duration,
+        mut gone: Pin<&mut G>,
+    ) -> Decision {
+        let Waiter { e, key, owner, id, fingerprint, applied } = self;
+        let Some(_place) = Place::take(e) else {
+            tracing::debug!(target: "idempo", outcome = "key-in-use", key = %key.redacted(), "max_waiters reached");
+            return Decision::Respond(in_use(e, key, lease_left, None));
+        };
+        Stats::inc(&e.stats.waited);
+        let deadline = Instant::now() + wait;
+        let mut backoff = FIRST_RECHECK;
+        loop {
+            let mut watch = e.store.watch(&id).await;
+            let claim = claim(e, owner, &id, &fingerprint).await;
+            match settle(e, key, id, fingerprint, claim) {
+                Settled::Decided(Decision::Respond(mut res)) => {
+                    if let Some(wait) = applied {
+                        preference_applied(&mut res, wait);
+                    }
+                    return Decision::Respond(res);
+                }
+                Settled::Decided(decision) => return decision,
+                Settled::InFlight { lease_left: left } => lease_left = left,
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                Stats::inc(&e.stats.wait_timeouts);
+                return Decision::Respond(in_use(e, key, lease_left, applied));
+            }
+            // A lease that ends with nobody completing it (its holder died) is claimable then.
+            let nap = tokio::time::sleep(backoff.min(deadline - now).min(lease_left + Duration::from_millis(1)));
+            let woken = async {
+                match &mut watch {
+                    Some(watch) => watch.woken().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let (mut nap, mut woken) = (std::pin::pin!(nap), std::pin::pin!(woken));
+            let left = std::future::poll_fn(|cx| {
+                if gone.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                if woken.as_mut().poll(cx).is_ready() || nap.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                Poll::Pending
+            })
+            .await;
+            if left {
+                tracing::debug!(target: "idempo", outcome = "client-gone", key = %key.redacted(), "stopped waiting");
+                return Decision::Respond(in_use_uncounted(e, lease_left, applied));
+            }
+            backoff = (backoff * 2).min(LAST_RECHECK);
+        }
+    }
+}
