@@ -64,6 +64,19 @@ impl RecordId {
     pub fn hex(&self) -> String {
         hex(&self.0)
     }
+
+    /// The id [`RecordId::hex`] wrote (either case), or `None` for anything else.
+    pub fn from_hex(hex: &[u8]) -> Option<RecordId> {
+        if hex.len() != 64 {
+            return None;
+        }
+        let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        let mut id = [0u8; 32];
+        for (byte, pair) in id.iter_mut().zip(hex.chunks_exact(2)) {
+            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(RecordId(id))
+    }
 }
 
 impl fmt::Debug for RecordId {

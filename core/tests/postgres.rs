@@ -228,3 +228,54 @@ async fn bad_configuration_is_a_typed_error() {
     let err = PostgresStore::with_table(pool, "records; DROP TABLE x").unwrap_err();
     assert!(err.to_string().contains("invalid table name"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b20_a_completion_or_release_in_one_process_wakes_a_waiter_in_another() {
+    let (a, b) = (services::postgres().await, services::postgres().await);
+    // Without any re-read: the watch itself resolves, only from the notification.
+    assert!(support::waiting::woken_across(&a, &b, false, Duration::from_secs(5)).await, "woken by the completion");
+    assert!(support::waiting::woken_across(&a, &b, true, Duration::from_secs(5)).await, "woken by the release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b20_the_listener_connects_again_after_its_backend_is_killed() {
+    let a = services::postgres().await;
+    let url = format!("{}?application_name=idempo_listener_test", services::database_url());
+    let b = PostgresStore::connect(&url).await.unwrap();
+    assert!(support::waiting::woken_across(&a, &b, false, Duration::from_secs(5)).await);
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE application_name = 'idempo_listener_test' AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(a.pool())
+    .await
+    .unwrap();
+    assert_eq!(killed, 1, "the listening connection was terminated");
+    let mut woken = false;
+    for _ in 0..40 {
+        if support::waiting::woken_across(&a, &b, false, Duration::from_secs(1)).await {
+            woken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(woken, "waiters are woken by notifications again after the listener reconnected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrate_adds_the_waited_column_to_a_table_made_before_it() {
+    let pool = PgPoolOptions::new().max_connections(4).connect(&services::database_url()).await.unwrap();
+    let table = format!("before_waits_{:x}", idempo::Token::random().0 as u32);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE \"{table}\" (id bytea PRIMARY KEY, fingerprint bytea NOT NULL, token bytea, record bytea,
+         expires_at timestamptz NOT NULL)"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = PostgresStore::with_table(pool.clone(), &table).unwrap();
+    store.migrate().await.unwrap();
+    idempo::testing::store_contract(Arc::new(store.clone())).await;
+    assert!(support::waiting::woken_across(&store, &store, false, Duration::from_secs(5)).await);
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
+}

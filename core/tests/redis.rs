@@ -121,3 +121,32 @@ async fn unreachable_redis_is_a_typed_error_at_construction() {
     let err = RedisStore::connect("not a url").await.unwrap_err();
     assert!(err.to_string().contains("invalid Redis URL"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b20_a_completion_or_release_in_one_process_wakes_a_waiter_in_another() {
+    let (a, b) = (services::redis().await, services::redis().await);
+    // Without any re-read: the watch itself resolves, only from the published event.
+    assert!(support::waiting::woken_across(&a, &b, false, Duration::from_secs(5)).await, "woken by the completion");
+    assert!(support::waiting::woken_across(&a, &b, true, Duration::from_secs(5)).await, "woken by the release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b20_the_subscriber_connects_again_after_a_redis_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = services::OwnRedis::start(port, &[]);
+    let url = format!("redis://127.0.0.1:{port}");
+    let (a, b) = (RedisStore::connect(&url).await.unwrap(), RedisStore::connect(&url).await.unwrap());
+    assert!(support::waiting::woken_across(&a, &b, false, Duration::from_secs(5)).await);
+    server.stop();
+    let _server = services::OwnRedis::start(port, &[]);
+    // Both the store's connection and the subscriber's come back by themselves.
+    let mut woken = false;
+    for _ in 0..40 {
+        if support::waiting::woken_across(&a, &b, false, Duration::from_secs(1)).await {
+            woken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(woken, "waiters are woken by events again after Redis restarted");
+}

@@ -17,7 +17,8 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Claim, Completion, Release, Renewal, Store, StoreError, Tls, Token};
+use super::postgres_events::Events;
+use super::{Claim, Completion, Release, Renewal, Store, StoreError, Tls, Token, Watch};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
@@ -37,14 +38,26 @@ struct Statements {
     renew: Arc<str>,
     complete: Arc<str>,
     release: Arc<str>,
+    mark: Arc<str>,
     sweep: Arc<str>,
     create_table: Arc<str>,
+    add_waited: Arc<str>,
     create_index: Arc<str>,
 }
 
 impl Statements {
-    fn new(table: &str, index: &str) -> Statements {
+    fn new(table: &str, index: &str, channel: &str) -> Statements {
         let ms = "* interval '1 millisecond'";
+        // Complete and release tell the waiters (B20) in the same statement, and only for a
+        // row a waiter marked: a NOTIFY serializes commits, so nobody else pays for it.
+        let tell = |done: &str| {
+            format!(
+                "WITH done AS ({done} RETURNING waited)
+                 SELECT (SELECT count(*) FROM done) AS n,
+                        (SELECT pg_notify('{channel}', encode($1, 'hex')) FROM done WHERE waited) AS told"
+            )
+            .into()
+        };
         Statements {
             // Reads the live row first; only when there is none does it insert a claim (or
             // take over an expired row), so a replay is a plain read that locks nothing.
@@ -61,7 +74,7 @@ impl Statements {
                    WHERE NOT EXISTS (SELECT 1 FROM live)
                    ON CONFLICT (id) DO UPDATE
                      SET fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token,
-                         record = NULL, expires_at = EXCLUDED.expires_at
+                         record = NULL, expires_at = EXCLUDED.expires_at, waited = false
                      WHERE r.expires_at <= now()
                    RETURNING 1
                  )
@@ -73,12 +86,13 @@ impl Statements {
             // Fenced by the token alone: an expired claim nobody took over is still its
             // holder's (LATE_COMPLETION); a new claim replaces the token.
             renew: format!("UPDATE {table} SET expires_at = now() + $3::int8 {ms} WHERE id = $1 AND token = $2").into(),
-            complete: format!(
+            complete: tell(&format!(
                 "UPDATE {table} SET record = $3, token = NULL, expires_at = now() + $4::int8 {ms}
                  WHERE id = $1 AND token = $2"
-            )
-            .into(),
-            release: format!("DELETE FROM {table} WHERE id = $1 AND token = $2").into(),
+            )),
+            release: tell(&format!("DELETE FROM {table} WHERE id = $1 AND token = $2")),
+            // A waiter's mark on a claim in flight: its completion or release will notify.
+            mark: format!("UPDATE {table} SET waited = true WHERE id = $1 AND token IS NOT NULL AND NOT waited").into(),
             // Expired records; claims only once their holder can no longer finish them. Only
             // the process holding the table's advisory lock deletes (the lock lasts the
             // statement): another one sweeping at the same moment deletes nothing and stops.
@@ -97,10 +111,14 @@ impl Statements {
                    fingerprint bytea NOT NULL,
                    token bytea,
                    record bytea,
-                   expires_at timestamptz NOT NULL
+                   expires_at timestamptz NOT NULL,
+                   waited boolean NOT NULL DEFAULT false
                  )"
             )
             .into(),
+            // Tables made before waiting existed (B20) gain the column.
+            add_waited: format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS waited boolean NOT NULL DEFAULT false")
+                .into(),
             create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at)").into(),
         }
     }
@@ -113,6 +131,7 @@ pub struct PostgresStore {
     table: String,
     sql: Arc<Statements>,
     sweep: Arc<Sweep>,
+    events: Arc<Events>,
 }
 
 /// The background sweep: its interval and whether it has started.
@@ -218,9 +237,11 @@ impl PostgresStore {
     /// Use an existing pool and the table `name` (or `schema.name`).
     pub fn with_table(pool: PgPool, name: &str) -> Result<PostgresStore, StoreError> {
         let (table, index) = quoted_table(name)?;
-        let sql = Arc::new(Statements::new(&table, &index));
+        let channel = format!("idempo_{:016x}", sweep_lock(name) as u64);
+        let sql = Arc::new(Statements::new(&table, &index, &channel));
         let sweep = Sweep { interval: DEFAULT_SWEEP_INTERVAL, started: AtomicBool::new(false), lock: sweep_lock(name) };
-        Ok(PostgresStore { pool, table: name.to_owned(), sql, sweep: Arc::new(sweep) })
+        let events = Arc::new(Events::new(pool.clone(), channel));
+        Ok(PostgresStore { pool, table: name.to_owned(), sql, sweep: Arc::new(sweep), events })
     }
 
     /// Sweep expired rows every `interval` in the background (default 60 s), from the
@@ -254,7 +275,7 @@ impl PostgresStore {
             return;
         }
         let weak = Arc::downgrade(&self.sweep);
-        let (pool, sql) = (self.pool.clone(), self.sql.clone());
+        let (pool, sql, events) = (self.pool.clone(), self.sql.clone(), self.events.clone());
         let interval = self.sweep.interval;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -262,7 +283,13 @@ impl PostgresStore {
             loop {
                 tick.tick().await;
                 let Some(sweep) = weak.upgrade() else { return };
-                let store = PostgresStore { pool: pool.clone(), table: String::new(), sql: sql.clone(), sweep };
+                let store = PostgresStore {
+                    pool: pool.clone(),
+                    table: String::new(),
+                    sql: sql.clone(),
+                    sweep,
+                    events: events.clone(),
+                };
                 match store.sweep(DEFAULT_SWEEP_BATCH).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(target: "idempo", deleted = n, "swept expired records"),
@@ -289,6 +316,7 @@ impl PostgresStore {
             .await
             .map_err(unavailable)?;
         sqlx::query(AssertSqlSafe(self.sql.create_table.clone())).execute(&mut *tx).await.map_err(unavailable)?;
+        sqlx::query(AssertSqlSafe(self.sql.add_waited.clone())).execute(&mut *tx).await.map_err(unavailable)?;
         sqlx::query(AssertSqlSafe(self.sql.create_index.clone())).execute(&mut *tx).await.map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
     }
@@ -316,6 +344,15 @@ impl PostgresStore {
         statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<bool, StoreError> {
         Ok(statement.execute(&self.pool).await.map_err(unavailable)?.rows_affected() == 1)
+    }
+
+    /// Whether a complete or release statement (which tells waiters) found its row.
+    async fn told(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<bool, StoreError> {
+        let row = statement.fetch_one(&self.pool).await.map_err(unavailable)?;
+        Ok(column::<i64>(&row, "n")? == 1)
     }
 }
 
@@ -385,12 +422,25 @@ impl Store for PostgresStore {
             .bind(&token.to_bytes()[..])
             .bind(record.encode())
             .bind(ms(ttl));
-        Ok(if self.affected(q).await? { Completion::Stored } else { Completion::LeaseLost })
+        Ok(if self.told(q).await? { Completion::Stored } else { Completion::LeaseLost })
     }
 
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
         let q = sqlx::query(AssertSqlSafe(self.sql.release.clone())).bind(&id.0[..]).bind(&token.to_bytes()[..]);
-        Ok(if self.affected(q).await? { Release::Released } else { Release::LeaseLost })
+        Ok(if self.told(q).await? { Release::Released } else { Release::LeaseLost })
+    }
+
+    async fn watch(&self, id: &RecordId) -> Option<Watch> {
+        let watch = self.events.wakers.watch(id);
+        watch
+            .arm(|| async {
+                let listening = self.events.listening().await;
+                // Marked after LISTEN took effect: the notification it asks for cannot be missed.
+                let mark = sqlx::query(AssertSqlSafe(self.sql.mark.clone())).bind(&id.0[..]);
+                listening && mark.execute(&self.pool).await.is_ok()
+            })
+            .await;
+        Some(watch)
     }
 }
 

@@ -17,7 +17,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Script, ScriptInvocation, Value};
 
-use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Tls, Token};
+use std::sync::Arc;
+
+use super::redis_events::Events;
+use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Tls, Token, Watch};
 use crate::config::ConfigError;
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
@@ -77,14 +80,19 @@ redis.call('HSET', KEYS[1], 'e', clock[1] * 1000 + math.floor(clock[2] / 1000) +
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))"
 );
 
-// ARGV: token, record, ttl ms.
+// ARGV: token, record, ttl ms, whether to publish the event (B20, redis_events.rs).
 const COMPLETE: &str = fenced!(
     "redis.call('HSET', KEYS[1], 'r', ARGV[2])
 redis.call('HDEL', KEYS[1], 't', 'e')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])"
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[4] == '1' then redis.call('PUBLISH', KEYS[1], 'c') end"
 );
 
-const RELEASE: &str = fenced!("redis.call('DEL', KEYS[1])");
+// ARGV: token, whether to publish the event.
+const RELEASE: &str = fenced!(
+    "redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then redis.call('PUBLISH', KEYS[1], 'r') end"
+);
 
 #[derive(Clone)]
 enum Connection {
@@ -105,6 +113,9 @@ pub struct RedisStore {
     connection: Connection,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
+    /// Completion and release events for waiters (B20); `None` without a client to open
+    /// a subscriber connection with (a store made from a connection), and on a cluster.
+    events: Option<Arc<Events>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -197,7 +208,9 @@ impl RedisStore {
     pub async fn from_client(client: redis::Client) -> Result<RedisStore, StoreError> {
         let mut manager = client.get_connection_manager_with_config(manager_config()).await.map_err(unavailable)?;
         warn_if_evicting(&mut manager).await;
-        Ok(RedisStore::from_connection_manager(manager))
+        let mut store = RedisStore::from_connection_manager(manager);
+        store.events = Some(Arc::new(Events::new(client, store.prefix.clone())));
+        Ok(store)
     }
 
     /// Use an existing connection manager.
@@ -240,7 +253,7 @@ impl RedisStore {
             complete: Script::new(COMPLETE),
             release: Script::new(RELEASE),
         };
-        RedisStore { connection, prefix: DEFAULT_PREFIX.into(), scripts: std::sync::Arc::new(scripts) }
+        RedisStore { connection, prefix: DEFAULT_PREFIX.into(), scripts: Arc::new(scripts), events: None }
     }
 
     /// Prefix every key (default `idempo:`), to share one Redis between applications.
@@ -248,6 +261,7 @@ impl RedisStore {
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<RedisStore, ConfigError> {
         let prefix = prefix.into();
         check_prefix(&prefix)?;
+        self.events = self.events.map(|events| Arc::new(Events::new(events.client.clone(), prefix.clone())));
         self.prefix = prefix;
         Ok(self)
     }
@@ -255,6 +269,11 @@ impl RedisStore {
     /// The Redis key of a record id: `<prefix>{<hex id>}`.
     pub fn key_of(&self, id: &RecordId) -> String {
         format!("{}{{{}}}", self.prefix, id.hex())
+    }
+
+    /// The scripts' publish flag: publish where someone can subscribe.
+    fn publish(&self) -> &'static [u8] {
+        if self.events.is_some() { b"1" } else { b"0" }
     }
 
     async fn run(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
@@ -344,14 +363,21 @@ impl Store for RedisStore {
         record: &Record,
         ttl: Duration,
     ) -> Result<Completion, StoreError> {
-        let held =
-            self.fenced(&self.scripts.complete, id, &[&token.to_bytes(), &record.encode(), &millis(ttl)]).await?;
+        let args: [&[u8]; 4] = [&token.to_bytes(), &record.encode(), &millis(ttl), self.publish()];
+        let held = self.fenced(&self.scripts.complete, id, &args).await?;
         Ok(if held { Completion::Stored } else { Completion::LeaseLost })
     }
 
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
-        let held = self.fenced(&self.scripts.release, id, &[&token.to_bytes()]).await?;
+        let held = self.fenced(&self.scripts.release, id, &[&token.to_bytes(), self.publish()]).await?;
         Ok(if held { Release::Released } else { Release::LeaseLost })
+    }
+
+    async fn watch(&self, id: &RecordId) -> Option<Watch> {
+        let events = self.events.as_ref()?;
+        let watch = events.wakers.watch(id);
+        watch.arm(|| events.subscribe(self.key_of(id))).await;
+        Some(watch)
     }
 }
 
