@@ -11,7 +11,7 @@
 // res.end (lib/record.js: streaming keeps working) and stored before the final chunk is
 // sent, so a client retrying at once finds the replay.
 const native = require('./lib/native')
-const { createEngine, drain, headerObject } = require('./lib/engine')
+const { GONE, claimed, createEngine, drain, headerObject } = require('./lib/engine')
 const { record } = require('./lib/record')
 const { ConfigurationError, typed } = require('./lib/errors')
 
@@ -52,12 +52,13 @@ function idempotency (options) {
       if (err === TOO_LARGE) return refuse(req, res, pending.tooLarge())
       if (err instanceof ConfigurationError) return next(err)
       if (err) return sendReply(res, pending.unreadable(`the request body could not be read: ${err.message}`))
-      const decided = pending.begin(body)
+      const decided = claimed(pending, body, res)
       if (decided instanceof Promise) decided.then(proceed, next)
       else proceed(decided)
     })
 
     function proceed (decided) {
+      if (decided === GONE) return // the client left while waiting for the original (B20)
       if (decided === null) return next() // store failed and onStoreError is failOpen
       if (!(decided instanceof native.Lease)) return sendReply(res, decided)
       record(res, decided, verdict)

@@ -9,7 +9,7 @@
 const { Readable } = require('node:stream')
 const fp = require('fastify-plugin')
 const native = require('./lib/native')
-const { createEngine, drain, headerObject, toBuffer } = require('./lib/engine')
+const { GONE, claimed, createEngine, drain, headerObject, toBuffer } = require('./lib/engine')
 const { record } = require('./lib/record')
 const { typed } = require('./lib/errors')
 
@@ -41,7 +41,7 @@ async function idempotencyPlugin (fastify, options) {
     }
     const state = { pending: checked, lease: null }
     claim(state, payload, request, reply).then((body) => {
-      if (reply.sent) return
+      if (body === GONE || reply.sent) return
       if (state.lease) record(reply.raw, state.lease, verdict)
       const replayed = Readable.from(body.length ? [body] : [])
       replayed.receivedEncodedLength = body.length
@@ -64,8 +64,9 @@ async function claim (state, payload, request, reply) {
     refuse(request, reply, state.pending.tooLarge())
     return body
   }
-  let decided = state.pending.begin(body)
+  let decided = claimed(state.pending, body, reply.raw)
   if (decided instanceof Promise) decided = await decided
+  if (decided === GONE) return GONE // the client left while waiting for the original (B20)
   if (decided instanceof native.Lease) state.lease = decided
   else if (decided !== null) sendReply(reply, decided) // null: the store failed, failOpen
   return body

@@ -16,6 +16,10 @@ export interface IdempotencyStats {
   storeErrors: number
   leaseLost: number
   omitted: number
+  /** Duplicates that waited for their in-flight original (B20). */
+  waited: number
+  /** Waits that ran out: answered 409 (also in `conflicts`). */
+  waitTimeouts: number
 }
 
 /**
@@ -56,6 +60,12 @@ export interface EngineOptions {
   persistTimeout?: number
   /** The Retry-After of a 409 for a key in flight, ms, at most what the lease has left (B9). */
   retryAfter?: number
+  /** How long a duplicate of a request in flight waits for it without a `Prefer: wait=N`, ms (B20); 0 (the default): a 409 at once. */
+  wait?: number
+  /** The longest wait granted to a `Prefer: wait=N`, ms (B20); 0 turns waiting off. */
+  maxWait?: number
+  /** How many requests may wait at once (B20); beyond it a 409 at once. */
+  maxWaiters?: number
   /** Request headers that are part of the fingerprint (B6). */
   fingerprintHeaders?: string[]
   /** Key the fingerprint with HMAC-SHA256 (B6). */

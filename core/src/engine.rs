@@ -319,6 +319,13 @@ impl Pending {
         &self.key
     }
 
+    /// Whether this request may wait for an in-flight duplicate (B20): it prefers a wait, or
+    /// the server waits by default. A binding watches for its client leaving only then.
+    pub fn may_wait(&self) -> bool {
+        let cfg = &self.shared.config;
+        !cfg.max_wait.is_zero() && self.prefer.map_or(!cfg.wait.is_zero(), |secs| secs > 0)
+    }
+
     /// The largest body to buffer; past it call [`Pending::too_large`].
     pub fn body_limit(&self) -> usize {
         self.shared.config.max_request_body

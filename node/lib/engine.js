@@ -169,4 +169,37 @@ function toBuffer (chunk, encoding) {
   return Buffer.from(String(chunk), typeof encoding === 'string' ? encoding : 'utf8')
 }
 
-module.exports = { GLOBAL_SCOPE, createEngine, drain, headerObject, flatHeaders, toBuffer }
+/** What `claimed` resolves to when the client left while its request waited. */
+const GONE = Symbol('client gone')
+
+/**
+ * Claim the key: `pending.begin(body)`, a value or a Promise of one. A claim that may wait
+ * for an in-flight duplicate (B20) watches `res` (Node's response) meanwhile: if the client
+ * leaves, the wait stops and frees its place, and the result is GONE; a key the claim took
+ * just then is released, since the handler never runs.
+ */
+function claimed (pending, body, res) {
+  const mayWait = pending.mayWait
+  const decided = pending.begin(body)
+  if (!(decided instanceof Promise) || !mayWait) return decided
+  return new Promise((resolve, reject) => {
+    let gone = false
+    const onClose = () => {
+      gone = true
+      pending.leave()
+      resolve(GONE)
+    }
+    res.once('close', onClose)
+    decided.then((d) => {
+      res.removeListener('close', onClose)
+      if (!gone) return resolve(d)
+      const released = d instanceof native.Lease ? d.release() : undefined
+      if (released instanceof Promise) released.catch(() => {})
+    }, (err) => {
+      res.removeListener('close', onClose)
+      if (!gone) reject(err)
+    })
+  })
+}
+
+module.exports = { GLOBAL_SCOPE, GONE, claimed, createEngine, drain, headerObject, flatHeaders, toBuffer }

@@ -39,6 +39,9 @@ test('every option reaches the core', () => {
     onStoreError: 'failOpen',
     persistTimeout: 1500,
     retryAfter: 3000,
+    wait: 2000,
+    maxWait: 20000,
+    maxWaiters: 7,
     fingerprintHeaders: ['x-account'],
     fingerprintSecret: Buffer.from('\0secret'),
     problemBase: 'https://errors.example.com/'

@@ -58,15 +58,57 @@ class IdempotencyMiddleware(Configured[ASGIApp, Scope]):
             return
         assert isinstance(body, bytes)
         loop = asyncio.get_running_loop()
+        may_wait = pending.may_wait
         decided = pending.begin(body, loop)
         if isinstance(decided, asyncio.Future):
-            decided = await decided
+            if may_wait:
+                decided, receive = await _unless_gone(decided, pending, receive)
+                if decided is _DISCONNECTED:
+                    return  # the client left while waiting for the original (B20)
+            else:
+                decided = await decided
         if decided is None:  # the store failed and on_store_error is fail_open
             await self.app(scope, _replaying(body, receive), send)
         elif isinstance(decided, tuple):
             await _respond(send, decided)
         else:
             await _Recorder(decided, send, loop, self).run(self.app, scope, _replaying(body, receive))
+
+
+async def _unless_gone(decided: asyncio.Future[Any], pending: Any, receive: Receive) -> tuple[Any, Receive]:
+    """Await a claim that may wait for an in-flight duplicate (B20) while listening for the
+    client leaving: then the wait stops and frees its place (``_DISCONNECTED``). A message
+    heard meanwhile is handed on to whoever reads ``receive`` next."""
+    listening = asyncio.ensure_future(receive())
+    try:
+        await asyncio.wait((decided, listening), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        listening.cancel()
+        _abandon(decided, pending)
+        raise
+    if not decided.done():
+        _abandon(decided, pending)
+        return _DISCONNECTED, receive
+    if not listening.done():
+        listening.cancel()
+        return decided.result(), receive
+    heard = listening.result()
+    told = False
+
+    async def receive_heard() -> Message:
+        nonlocal told
+        if told:
+            return await receive()
+        told = True
+        return heard
+
+    return decided.result(), receive_heard
+
+
+def _abandon(decided: asyncio.Future[Any], pending: Any) -> None:
+    """Stop waiting; a key the claim took meanwhile is released (the app never ran)."""
+    pending.leave()
+    decided.cancel()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | object:

@@ -51,7 +51,7 @@ impl Engine {
         Ok(match self.idem.check(&method, path, query, &read[..]) {
             Check::Bypass => Either::B(Null),
             Check::Respond(res) => Either::A(Either::B(reply(res))),
-            Check::Proceed(p) => Either::A(Either::A(Pending { inner: Some(p) })),
+            Check::Proceed(p) => Either::A(Either::A(Pending { inner: Some(p), gone: host::Gone::new() })),
         })
     }
 
@@ -98,6 +98,7 @@ impl Engine {
 #[napi]
 pub struct Pending {
     inner: Option<idempo::Pending>,
+    gone: host::Gone,
 }
 
 /// What claiming a key decided: a lease, a reply, or `null` (run unprotected).
@@ -132,6 +133,19 @@ impl Pending {
     #[napi(getter, catch_unwind)]
     pub fn body_limit(&mut self) -> Result<f64> {
         Ok(self.get()?.body_limit() as f64)
+    }
+
+    /// Whether `begin` may wait for an in-flight duplicate (B20): only then is it worth
+    /// watching for the client leaving meanwhile (`leave`).
+    #[napi(getter, catch_unwind)]
+    pub fn may_wait(&mut self) -> Result<bool> {
+        Ok(self.get()?.may_wait())
+    }
+
+    /// The client left: a wait for an in-flight duplicate stops, freeing its place.
+    #[napi(catch_unwind)]
+    pub fn leave(&self) {
+        self.gone.leave();
     }
 
     /// The declared `Content-Length` (already within `bodyLimit`), or `null`.
@@ -174,8 +188,9 @@ impl Pending {
     pub fn begin<'env>(&mut self, env: &'env Env, body: Buffer) -> Result<Either<Decided, PromiseRaw<'env, Decided>>> {
         let pending = self.take()?;
         let body = Bytes::copy_from_slice(&body);
+        let left = self.gone.left();
         settle(env, async move {
-            match pending.begin(&body).await {
+            match pending.begin_until(&body, left).await {
                 Decision::Bypass => Either3::C(Null),
                 Decision::Respond(res) => Either3::B(reply(res)),
                 Decision::Execute(lease) => Either3::A(Lease { rec: Recorder::new(lease) }),

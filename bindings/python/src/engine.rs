@@ -110,7 +110,7 @@ impl Engine {
         Ok(match self.idem.check(method, path, query, headers) {
             Check::Bypass => py.None(),
             Check::Respond(res) => response(py, res).into_pyobject(py)?.into_any().unbind(),
-            Check::Proceed(p) => Py::new(py, Pending { inner: Some(p) })?.into_any(),
+            Check::Proceed(p) => Py::new(py, Pending { inner: Some(p), gone: host::Gone::new() })?.into_any(),
         })
     }
 }
@@ -119,6 +119,7 @@ impl Engine {
 #[pyclass(module = "idempo._native")]
 pub struct Pending {
     inner: Option<idempo::Pending>,
+    gone: host::Gone,
 }
 
 fn decided(py: Python<'_>, decision: Decision) -> PyResult<Py<PyAny>> {
@@ -149,6 +150,18 @@ impl Pending {
     #[getter]
     fn body_limit(&mut self) -> PyResult<usize> {
         Ok(self.get()?.body_limit())
+    }
+
+    /// Whether `begin` may wait for an in-flight duplicate (B20): only then is it worth
+    /// watching for the client leaving meanwhile (`leave`).
+    #[getter]
+    fn may_wait(&mut self) -> PyResult<bool> {
+        Ok(self.get()?.may_wait())
+    }
+
+    /// The client left: a wait for an in-flight duplicate stops, freeing its place.
+    fn leave(&self) {
+        self.gone.leave();
     }
 
     /// The declared `Content-Length` (already within `body_limit`), or `None`.
@@ -193,7 +206,8 @@ impl Pending {
     ) -> PyResult<Py<PyAny>> {
         let pending = self.take()?;
         let body = Bytes::copy_from_slice(body.as_bytes());
-        run(py, event_loop, async move { pending.begin(&body).await }, decided)
+        let left = self.gone.left();
+        run(py, event_loop, async move { pending.begin_until(&body, left).await }, decided)
     }
 }
 

@@ -14,11 +14,13 @@
 //! - [`store`]: stores from URLs, connected once per process;
 //! - [`runtime`]: a tokio runtime per process, for hosts without one, and [`inbox`], which
 //!   hands its results to a host's event loop;
-//! - [`counters`]: the counter list, as a host language spells it.
+//! - [`counters`]: the counter list, as a host language spells it;
+//! - [`Gone`]: a client that left while its request waited for an in-flight duplicate.
 //!
 //! A binding converts values to and from these types and holds no rule of its own.
 
 mod body;
+mod gone;
 pub mod inbox;
 pub mod options;
 mod recorder;
@@ -28,6 +30,7 @@ pub mod store;
 pub mod text;
 
 pub use body::DRAIN_LIMIT;
+pub use gone::Gone;
 
 /// What a binding says when the user's scope function returned nothing (B5): an error, so
 /// no request falls into a shared namespace by mistake.
