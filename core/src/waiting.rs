@@ -23,7 +23,7 @@ use crate::fingerprint::{Fingerprint, RecordId};
 use crate::key::Key;
 use crate::shared::Shared;
 use crate::stats::Stats;
-use crate::store::Owner;
+use crate::store::{Claim, Owner};
 
 /// The first re-read without an event: well above an event's delivery, so that a waiter
 /// answered by a re-read shows a lost event rather than hides it.
@@ -76,10 +76,10 @@ impl Waiter<'_> {
         Stats::inc(&e.stats.waited);
         let deadline = Instant::now() + wait;
         let mut backoff = FIRST_RECHECK;
+        let mut watch = e.store.watch(&id).await;
+        let mut claimed = claim(e, owner, &id, &fingerprint).await;
         loop {
-            let mut watch = e.store.watch(&id).await;
-            let claim = claim(e, owner, &id, &fingerprint).await;
-            match settle(e, key, id, fingerprint, claim) {
+            match settle(e, key, id, fingerprint, claimed) {
                 Settled::Decided(Decision::Respond(mut res)) => {
                     if let Some(wait) = applied {
                         preference_applied(&mut res, wait);
@@ -95,28 +95,44 @@ impl Waiter<'_> {
                 return Decision::Respond(in_use(e, key, lease_left, applied));
             }
             // A lease that ends with nobody completing it (its holder died) is claimable then.
-            let nap = tokio::time::sleep(backoff.min(deadline - now).min(lease_left + Duration::from_millis(1)));
-            let woken = async {
-                match &mut watch {
-                    Some(watch) => watch.woken().await,
-                    None => std::future::pending().await,
-                }
+            let event = {
+                let nap = tokio::time::sleep(backoff.min(deadline - now).min(lease_left + Duration::from_millis(1)));
+                let woken = async {
+                    match &mut watch {
+                        Some(watch) => watch.woken().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let (mut nap, mut woken) = (std::pin::pin!(nap), std::pin::pin!(woken));
+                std::future::poll_fn(|cx| {
+                    if gone.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    if woken.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Some(true));
+                    }
+                    nap.as_mut().poll(cx).map(|()| Some(false))
+                })
+                .await
             };
-            let (mut nap, mut woken) = (std::pin::pin!(nap), std::pin::pin!(woken));
-            let left = std::future::poll_fn(|cx| {
-                if gone.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(true);
-                }
-                if woken.as_mut().poll(cx).is_ready() || nap.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(false);
-                }
-                Poll::Pending
-            })
-            .await;
-            if left {
+            let Some(was_woken) = event else {
                 tracing::debug!(target: "idempo", outcome = "client-gone", key = %key.redacted(), "stopped waiting");
                 return Decision::Respond(in_use_uncounted(e, lease_left, applied));
-            }
+            };
+            // The next round's watch before the last one goes, so the id stays watched.
+            let next = e.store.watch(&id).await;
+            watch = next;
+            claimed = match (&watch, was_woken) {
+                // Woken with many others: one of them reads, all use what it found. A claim
+                // is only its reader's; the others read for themselves (and see this
+                // process holding the key).
+                (Some(round), true) => match round.read_once(|| async { claim(e, owner, &id, &fingerprint).await.ok() }).await {
+                    (Some(Claim::Claimed { token }), true) => Ok(Claim::Claimed { token }),
+                    (Some(Claim::Claimed { .. }), false) | (None, _) => claim(e, owner, &id, &fingerprint).await,
+                    (Some(found), _) => Ok(found),
+                },
+                _ => claim(e, owner, &id, &fingerprint).await,
+            };
             backoff = (backoff * 2).min(LAST_RECHECK);
         }
     }

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{OnceCell, mpsc, watch};
 
 use crate::fingerprint::RecordId;
+use crate::store::Claim;
 
 const SHARDS: usize = 16;
 
@@ -27,7 +28,17 @@ struct Slot {
     wake: watch::Sender<()>,
     /// Whether this round's arming was done (and worked).
     armed: Arc<OnceCell<bool>>,
+    /// The round's first read of the record after its wake, shared by the waiters it woke.
+    read: Arc<OnceCell<Option<Claim>>>,
     watchers: usize,
+}
+
+impl Slot {
+    fn next_round(&mut self) {
+        self.armed = Arc::default();
+        self.read = Arc::default();
+        self.wake.send_replace(());
+    }
 }
 
 /// The ids waited on in this process, each with the waiters to wake.
@@ -67,12 +78,12 @@ impl Wakers {
         let mut shard = self.shard(id);
         let slot = shard.entry(*id).or_insert_with(|| {
             self.watched.fetch_add(1, Ordering::Relaxed);
-            Slot { wake: watch::Sender::new(()), armed: Arc::default(), watchers: 0 }
+            Slot { wake: watch::Sender::new(()), armed: Arc::default(), read: Arc::default(), watchers: 0 }
         });
         slot.watchers += 1;
         let mut woken = slot.wake.subscribe();
         woken.mark_unchanged();
-        Watch { wakers: self.clone(), id: *id, woken, armed: slot.armed.clone() }
+        Watch { wakers: self.clone(), id: *id, woken, armed: slot.armed.clone(), read: slot.read.clone() }
     }
 
     /// Wake every waiter on `id`.
@@ -81,8 +92,7 @@ impl Wakers {
             return;
         }
         if let Some(slot) = self.shard(id).get_mut(id) {
-            slot.armed = Arc::default();
-            slot.wake.send_replace(());
+            slot.next_round();
         }
     }
 
@@ -90,8 +100,7 @@ impl Wakers {
     pub fn wake_all(&self) {
         for shard in &self.shards {
             for slot in shard.lock().unwrap_or_else(PoisonError::into_inner).values_mut() {
-                slot.armed = Arc::default();
-                slot.wake.send_replace(());
+                slot.next_round();
             }
         }
     }
@@ -131,6 +140,7 @@ pub struct Watch {
     id: RecordId,
     woken: watch::Receiver<()>,
     armed: Arc<OnceCell<bool>>,
+    read: Arc<OnceCell<Option<Claim>>>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -150,6 +160,21 @@ impl Watch {
     /// answer, whether the store will deliver, is the round's.
     pub async fn arm<F: Future<Output = bool>>(&self, arm: impl FnOnce() -> F) -> bool {
         *self.armed.get_or_init(arm).await
+    }
+
+    /// The record as read once for every waiter of this round (taken after their wake):
+    /// one store read where a completion woke hundreds. `read` runs for the first caller
+    /// only; the second value says whether it was this one. `None` when that read failed.
+    pub(crate) async fn read_once<F: Future<Output = Option<Claim>>>(&self, read: impl FnOnce() -> F) -> (Option<Claim>, bool) {
+        let mut mine = false;
+        let claim = self
+            .read
+            .get_or_init(|| {
+                mine = true;
+                read()
+            })
+            .await;
+        (claim.clone(), mine)
     }
 
     /// Resolve on the next wake of the id after this watch was taken.

@@ -24,6 +24,7 @@ import faults
 import fleet
 import forged
 import hostile
+import waking
 import httpx
 from apps import ROOT, Failure, Passed, serving, shared_counter
 from runner import NotApplicable, load_scenarios, run_scenario
@@ -129,7 +130,7 @@ FAULTS = {
 }
 # Cells about the host side rather than the store run on every store asked for.
 EVERY_STORE = {"client-gone"}
-CELLS = ["scenarios", "multi-process", "fleet", *FAULTS, "hostile"]
+CELLS = ["scenarios", "multi-process", "fleet", "fleet-wait", "wake-up", *FAULTS, "hostile"]
 
 
 async def main() -> int:
@@ -176,9 +177,10 @@ async def main() -> int:
         code = print_matrix(results, list(scenarios))
     durable = [s for s in stores if s != "memory"]
 
-    async def per_integration(label: str, runner: Any, on: list[str] | None = None) -> int:
+    async def per_integration(label: str, runner: Any, on: list[str] | None = None, one_at_a_time: bool = False) -> int:
         """One cell per integration and store (the durable ones unless `on` says which);
-        prints them and returns 1 on a failure."""
+        prints them and returns 1 on a failure. The integrations' cells run side by side,
+        or `one_at_a_time` where they measure time."""
         failures = 0
         print()
         where = on if on is not None else durable
@@ -189,7 +191,10 @@ async def main() -> int:
                 except Failure as e:
                     return str(e)
 
-            outcomes = await asyncio.gather(*(outcome(a) for a in chosen))
+            if one_at_a_time:
+                outcomes = [await outcome(a) for a in chosen]
+            else:
+                outcomes = await asyncio.gather(*(outcome(a) for a in chosen))
             for app, reason in zip(chosen, outcomes):
                 failed = reason is not None and not isinstance(reason, Passed)
                 mark = f"FAIL {reason}" if failed else "pass" + (f" ({reason})" if reason else "")
@@ -212,6 +217,19 @@ async def main() -> int:
                 fleet_failures += reason is not None
         print(f"conformance: {total - fleet_failures} passed, {fleet_failures} failed")
         code = code or (1 if fleet_failures else 0)
+    if durable and len(chosen) > 1 and "fleet-wait" in cells:
+        waits_failed, total = 0, 0
+        print()
+        for store in durable:
+            for cell, reason in sorted((await waking.run_fleet_wait(apps, chosen, store)).items()):
+                total += 1
+                passed = reason is None or isinstance(reason, Passed)
+                print(f"mixed-fleet waiting on {store}: {cell:<34} {'pass' if passed else 'FAIL'} {reason or ''}")
+                waits_failed += not passed
+        print(f"conformance: {total - waits_failed} passed, {waits_failed} failed")
+        code = code or (1 if waits_failed else 0)
+    if durable and "wake-up" in cells:
+        code = await per_integration("wake-up latency", waking.run_wake_latency, one_at_a_time=True) or code
     for cell, (label, runner) in FAULTS.items():
         where = stores if cell in EVERY_STORE else durable
         if where and cell in cells:

@@ -116,12 +116,14 @@ async function send (base, request) {
   let body = Buffer.from(request.body || '')
   if ('body_bytes' in request) body = Buffer.alloc(request.body_bytes, 'x')
   const method = request.method || 'POST'
+  const started = Date.now()
   const response = request.raw
     ? await viaSocket(base, method, request.path.split('$origin').join(base), headers, body)
     : await viaHttp(base, method, request.path, headers, body, request.chunked)
   if (request.server_may_refuse && !response.has('x-pid')) {
     throw new NotApplicable(`the server refused ${method} ${request.path} itself (${response.status})`)
   }
+  response.elapsedMs = Date.now() - started
   return response
 }
 
@@ -167,6 +169,7 @@ function check (step, r, expect, seen) {
     if (r.has(name)) fail(`header ${name} should be absent (it is ${r.get(name)})`)
   }
   if ('retry_after_min' in expect && Number(r.get('retry-after') || 0) < expect.retry_after_min) fail(`Retry-After ${r.get('retry-after')}`)
+  if ('elapsed_min_ms' in expect && r.elapsedMs < expect.elapsed_min_ms) fail(`answered after ${r.elapsedMs} ms, expected at least ${expect.elapsed_min_ms}`)
 }
 
 const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
@@ -204,14 +207,14 @@ async function runScenario (base, scenario) {
       const count = await counter(base)
       if (count !== step.count) throw new Failure(`step ${i}: the handler ran ${count} times, expected ${step.count}`)
     } else if ('concurrent' in step) {
-      await runConcurrent(base, i, step.concurrent, step.send)
+      await runConcurrent(base, i, step.concurrent, step.send, step.no_conflicts)
     } else {
       throw new Failure(`step ${i}: unknown step ${Object.keys(step)}`)
     }
   }
 }
 
-async function runConcurrent (base, i, n, request) {
+async function runConcurrent (base, i, n, request, noConflicts) {
   const responses = await Promise.all(Array.from({ length: n }, () => send(base, request)))
   const replayed = (r) => r.get('idempotency-replayed') === 'true'
   const originals = responses.filter(r => r.status < 300 && !replayed(r))
@@ -220,6 +223,7 @@ async function runConcurrent (base, i, n, request) {
   const statuses = [...new Set(responses.map(r => r.status))].sort()
   if (originals.length !== 1) throw new Failure(`step ${i}: ${originals.length} of ${n} concurrent requests executed (statuses ${statuses})`)
   if (originals.length + replays.length + conflicts.length !== n) throw new Failure(`step ${i}: unexpected answers ${statuses}`)
+  if (noConflicts && conflicts.length) throw new Failure(`step ${i}: ${conflicts.length} of ${n} duplicates got 409 instead of waiting for the original`)
   if (replays.some(r => !r.body.equals(originals[0].body))) throw new Failure(`step ${i}: a replay differs from the original`)
 }
 

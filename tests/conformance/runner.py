@@ -12,7 +12,8 @@ app must be started with on top of the matrix's own. A step is one of
   {"sleep": ms}
   {"count": n}                             GET /counter equals n (the scenario starts at /reset)
   {"concurrent": n, "send": REQUEST}       n at once: exactly one original, the rest replays
-                                           of it or 409 key-in-use; one execution
+                                           of it or 409 key-in-use ("no_conflicts": true: no
+                                           409, every duplicate waited for the original, B20)
 REQUEST: {"method", "path", "key", "key_len", "body", "body_bytes", "chunked", "headers",
 "raw", "server_may_refuse"}. "$key" and "$key2" in strings are replaced by keys unique to
 the run. With "raw": true the request goes out on a plain socket exactly as written (a
@@ -21,7 +22,8 @@ which no HTTP client library sends. With "server_may_refuse": true a response th
 come from the app (no X-Pid header: the server itself refused the request) ends the
 scenario as not applicable to that server. With "chunked": true the body is sent without a
 Content-Length. EXPECT: {"status", "status_below", "replayed", "body", "body_len",
-"same_body_as", "problem", "headers", "header_list", "header_absent", "retry_after_min"}.
+"same_body_as", "problem", "headers", "header_list", "header_absent", "retry_after_min",
+"elapsed_min_ms" (the answer took at least this long)}.
 """
 
 from __future__ import annotations
@@ -157,6 +159,8 @@ def check(step: int, r: httpx.Response, expect: dict[str, Any], seen: list[httpx
             fail(f"header {name} should be absent (it is {r.headers.get(name)!r})")
     if "retry_after_min" in expect and int(r.headers.get("retry-after", "0")) < expect["retry_after_min"]:
         fail(f"Retry-After {r.headers.get('retry-after')!r}")
+    if "elapsed_min_ms" in expect and r.elapsed.total_seconds() * 1000 < expect["elapsed_min_ms"]:
+        fail(f"answered after {r.elapsed.total_seconds() * 1000:.0f} ms, expected at least {expect['elapsed_min_ms']}")
 
 
 def _split_list(line: str) -> list[str]:
@@ -204,12 +208,12 @@ async def run_scenario(base: str, scenario: dict[str, Any]) -> None:
                 if count != step["count"]:
                     raise Failure(f"step {i}: the handler ran {count} times, expected {step['count']}")
             elif "concurrent" in step:
-                await run_concurrent(base, i, step["concurrent"], step["send"])
+                await run_concurrent(base, i, step["concurrent"], step["send"], step.get("no_conflicts", False))
             else:
                 raise Failure(f"step {i}: unknown step {sorted(step)}")
 
 
-async def run_concurrent(base: str, i: int, n: int, request: dict[str, Any]) -> None:
+async def run_concurrent(base: str, i: int, n: int, request: dict[str, Any], no_conflicts: bool = False) -> None:
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         responses = await asyncio.gather(*(send(client, request) for _ in range(n)))
@@ -220,5 +224,7 @@ async def run_concurrent(base: str, i: int, n: int, request: dict[str, Any]) -> 
         raise Failure(f"step {i}: {len(originals)} of {n} concurrent requests executed (statuses {sorted({r.status_code for r in responses})})")
     if len(originals) + len(replays) + len(conflicts) != n:
         raise Failure(f"step {i}: unexpected answers {sorted({r.status_code for r in responses})}")
+    if no_conflicts and conflicts:
+        raise Failure(f"step {i}: {len(conflicts)} of {n} duplicates got 409 instead of waiting for the original")
     if any(r.content != originals[0].content for r in replays):
         raise Failure(f"step {i}: a replay differs from the original")
