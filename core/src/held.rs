@@ -10,17 +10,24 @@
 //! store's worst outage, docs/RULES.md B17.)
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::fingerprint::{Fingerprint, RecordId};
+use crate::wake::{Wakers, Watch};
 
 const SHARDS: usize = 64;
 
-pub(crate) struct Held(Box<[Mutex<HashMap<RecordId, Fingerprint>>]>);
+pub(crate) struct Held {
+    shards: Box<[Mutex<HashMap<RecordId, Fingerprint>>]>,
+    /// Requests of this process waiting for a claim it holds (B20), woken when the claim's
+    /// fate is settled: its record is then in the store (a store's own event may come
+    /// before that, while this process still holds the id).
+    released: Arc<Wakers>,
+}
 
 impl Default for Held {
     fn default() -> Self {
-        Held((0..SHARDS).map(|_| Mutex::default()).collect())
+        Held { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), released: Arc::default() }
     }
 }
 
@@ -28,7 +35,7 @@ impl Held {
     fn shard(&self, id: &RecordId) -> MutexGuard<'_, HashMap<RecordId, Fingerprint>> {
         // Record ids are hashes: any byte picks a shard evenly. A panic elsewhere while
         // the lock was held leaves a map that is still whole.
-        self.0[id.0[0] as usize % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
+        self.shards[id.0[0] as usize % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The fingerprint of the request holding `id` in this process, if one does.
@@ -42,6 +49,12 @@ impl Held {
 
     pub(crate) fn remove(&self, id: &RecordId) {
         self.shard(id).remove(id);
+        self.released.wake(id);
+    }
+
+    /// Wait for this process to let `id` go.
+    pub(crate) fn watch(&self, id: &RecordId) -> Watch {
+        self.released.watch(id)
     }
 }
 

@@ -10,7 +10,7 @@
 //! end), so a lost event costs latency, never correctness.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
@@ -30,6 +30,18 @@ use crate::store::{Claim, Owner};
 pub const FIRST_RECHECK: Duration = Duration::from_millis(250);
 /// The longest time between two re-reads.
 pub const LAST_RECHECK: Duration = Duration::from_secs(2);
+
+/// What ended a nap.
+enum Event {
+    /// The client left.
+    Gone,
+    /// This process let the claim go (a holder here completed or released it).
+    Here,
+    /// The store told of a completion or release.
+    Stored,
+    /// Time for a re-read.
+    Nap,
+}
 
 /// One of `max_waiters` places; given back when dropped (the waiter is answered, or its
 /// client left and the future was dropped).
@@ -76,6 +88,7 @@ impl Waiter<'_> {
         Stats::inc(&e.stats.waited);
         let deadline = Instant::now() + wait;
         let mut backoff = FIRST_RECHECK;
+        let mut local = e.held.watch(&id);
         let mut watch = e.store.watch(&id).await;
         let mut claimed = claim(e, owner, &id, &fingerprint).await;
         loop {
@@ -94,43 +107,54 @@ impl Waiter<'_> {
                 Stats::inc(&e.stats.wait_timeouts);
                 return Decision::Respond(in_use(e, key, lease_left, applied));
             }
-            // A lease that ends with nobody completing it (its holder died) is claimable then.
             let event = {
+                // A lease that ends with nobody completing it (its holder died) is
+                // claimable then.
                 let nap = tokio::time::sleep(backoff.min(deadline - now).min(lease_left + Duration::from_millis(1)));
-                let woken = async {
+                let stored = async {
                     match &mut watch {
                         Some(watch) => watch.woken().await,
                         None => std::future::pending().await,
                     }
                 };
-                let (mut nap, mut woken) = (std::pin::pin!(nap), std::pin::pin!(woken));
+                let (mut nap, mut stored, mut here) = (pin!(nap), pin!(stored), pin!(local.woken()));
                 std::future::poll_fn(|cx| {
                     if gone.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(None);
+                        Poll::Ready(Event::Gone)
+                    } else if here.as_mut().poll(cx).is_ready() {
+                        Poll::Ready(Event::Here)
+                    } else if stored.as_mut().poll(cx).is_ready() {
+                        Poll::Ready(Event::Stored)
+                    } else {
+                        nap.as_mut().poll(cx).map(|()| Event::Nap)
                     }
-                    if woken.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Some(true));
-                    }
-                    nap.as_mut().poll(cx).map(|()| Some(false))
                 })
                 .await
             };
-            let Some(was_woken) = event else {
+            if let Event::Gone = event {
                 tracing::debug!(target: "idempo", outcome = "client-gone", key = %key.redacted(), "stopped waiting");
                 return Decision::Respond(in_use_uncounted(e, lease_left, applied));
-            };
-            // The next round's watch before the last one goes, so the id stays watched.
-            let next = e.store.watch(&id).await;
-            watch = next;
-            claimed = match (&watch, was_woken) {
-                // Woken with many others: one of them reads, all use what it found. A claim
-                // is only its reader's; the others read for themselves (and see this
-                // process holding the key).
-                (Some(round), true) => match round.read_once(|| async { claim(e, owner, &id, &fingerprint).await.ok() }).await {
-                    (Some(Claim::Claimed { token }), true) => Ok(Claim::Claimed { token }),
-                    (Some(Claim::Claimed { .. }), false) | (None, _) => claim(e, owner, &id, &fingerprint).await,
-                    (Some(found), _) => Ok(found),
+            }
+            // The next round's watches before the last ones go, so the id stays watched.
+            let (next_local, next) = (e.held.watch(&id), e.store.watch(&id).await);
+            let (woken_here, woken_stored) =
+                (std::mem::replace(&mut local, next_local), std::mem::replace(&mut watch, next));
+            let read = || async { claim(e, owner, &id, &fingerprint).await.ok() };
+            // Woken with many others: one of them reads, all use what it found.
+            let shared = match event {
+                Event::Here => Some(woken_here.read_once(read).await),
+                Event::Stored => match &woken_stored {
+                    Some(round) => Some(round.read_once(read).await),
+                    None => None,
                 },
+                _ => None,
+            };
+            drop((woken_here, woken_stored));
+            claimed = match shared {
+                // A claim is only its reader's; the others read for themselves (and see
+                // this process holding the key).
+                Some((Some(Claim::Claimed { token }), true)) => Ok(Claim::Claimed { token }),
+                Some((Some(found), _)) if !matches!(found, Claim::Claimed { .. }) => Ok(found),
                 _ => claim(e, owner, &id, &fingerprint).await,
             };
             backoff = (backoff * 2).min(LAST_RECHECK);

@@ -165,7 +165,10 @@ impl Watch {
     /// The record as read once for every waiter of this round (taken after their wake):
     /// one store read where a completion woke hundreds. `read` runs for the first caller
     /// only; the second value says whether it was this one. `None` when that read failed.
-    pub(crate) async fn read_once<F: Future<Output = Option<Claim>>>(&self, read: impl FnOnce() -> F) -> (Option<Claim>, bool) {
+    pub(crate) async fn read_once<F: Future<Output = Option<Claim>>>(
+        &self,
+        read: impl FnOnce() -> F,
+    ) -> (Option<Claim>, bool) {
         let mut mine = false;
         let claim = self
             .read

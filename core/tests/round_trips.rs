@@ -14,7 +14,7 @@ use support::{TestApp, post, services};
 
 /// Commands the idempo scripts run inside Redis: `INFO commandstats` counts them too, but
 /// they are not round trips.
-const INSIDE_SCRIPTS: &[&str] = &["type", "hset", "hmget", "hget", "hdel", "pexpire", "pttl", "del", "time"];
+const INSIDE_SCRIPTS: &[&str] = &["type", "hset", "hmget", "hget", "hdel", "pexpire", "pttl", "del", "time", "publish"];
 
 /// Client commands since the last reset, from `INFO commandstats`, leaving out the
 /// commands run inside scripts and those this test sends to read and reset the counters.

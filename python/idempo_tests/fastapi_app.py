@@ -46,6 +46,15 @@ def create_app(store: Any, counter: Counter, **options: Any) -> Any:
         await asyncio.sleep(ms / 1000)
         return PlainTextResponse(f"execution:{n}")
 
+    @app.post("/fail-first")
+    async def fail_first(ms: int = 0) -> Response:
+        # 500 on the first execution since /reset (releasing the key), then executions.
+        n = counter.hit()
+        await asyncio.sleep(ms / 1000)
+        if n == 1:
+            return PlainTextResponse("failed", status_code=500)
+        return PlainTextResponse(f"execution:{n}")
+
     @app.post("/large")
     async def large(bytes: int = 0) -> Response:
         counter.hit()
