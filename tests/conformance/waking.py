@@ -13,7 +13,8 @@ woken by the store's events, not by polling.
   figures are printed, with a sanity bound.
 - mixed-fleet waiting (every integration on one durable store): the original runs in one
   integration, duplicates wait in each of the others (separate processes, other
-  languages) and are woken by its completion.
+  languages) and are woken by its completion: with the same schedule, their p99 must stay
+  below FLEET_WOKEN_MS, which only the store's events allow.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from typing import Any
 from apps import Failure, Passed, listening, serving, stop
 
 # The p99 wake-up budget of the Rust fixture (issue 16): 50 ms on this machine; for the
-# others, a bound well below a polled answer.
+# others, whose own cost of answering 199 replays on one event loop or thread pool comes
+# on top, a bound (they measured 1-45 ms p99 on this machine, debug builds).
 WAKE_P99_MS = {"rust": 50.0}
-WOKEN_MS = 500.0
+WOKEN_MS = 150.0
+# Waiters in other processes (and languages) hear of the completion only from the store:
+# polled, they would answer some 850 ms after the original.
+FLEET_WOKEN_MS = 250.0
 # A WSGI waiter holds one of the server's threads (gunicorn --threads 32, one for the
 # original): more duplicates than that queue in the server until the original is done,
 # and then find its record without waiting.
@@ -69,18 +74,19 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def latencies(original_ended: float, waiters: list[tuple[float, int, dict[str, str], bytes]], body: bytes) -> list[float]:
-    """Each waiter's answer after the original's, in ms; Failure unless every one is a replay
-    of it, marked as waited."""
+    """Each waiter's answer after the original's, in ms. Failure unless every one is a
+    replay of it, and nearly all waited (a connection the server accepted only after the
+    original was done, a SYN retransmitted after a second, gets a plain replay)."""
     out = []
     for ended, status, headers, got in waiters:
         if status != 200 or headers.get("idempotency-replayed") != "true":
             raise Failure(f"a waiter got {status} {got[:80]!r} instead of the replay")
-        if headers.get("preference-applied") != "wait=5":
-            late = sum(1 for w in waiters if w[2].get("preference-applied") != "wait=5")
-            raise Failure(f"{late} of {len(waiters)} replays lack Preference-Applied: wait=5 (they did not wait)")
         if got != body:
             raise Failure(f"a waiter's replay {got[:40]!r} differs from the original {body[:40]!r}")
-        out.append(max(0.0, (ended - original_ended) * 1000))
+        if headers.get("preference-applied") == "wait=5":
+            out.append(max(0.0, (ended - original_ended) * 1000))
+    if len(out) < 0.95 * len(waiters):
+        raise Failure(f"only {len(out)} of {len(waiters)} duplicates waited (Preference-Applied: wait=5)")
     return out
 
 
@@ -120,15 +126,17 @@ async def run_fleet_wait(apps: dict[str, Any], names: list[str], store: str) -> 
         for source in names:
             key = f"fleet-wait-{uuid.uuid4().hex}"
             targets = [t for t in names if t != source]
-            first = asyncio.create_task(post(procs[source][1], "/slow?ms=1000", key))
+            first = asyncio.create_task(post(procs[source][1], "/slow?ms=1200", key))
             await asyncio.sleep(0.3)
-            waiters = await asyncio.gather(*(post(procs[t][1], "/slow?ms=1000", key, wait=5) for t in targets for _ in range(10)))
+            waiters = await asyncio.gather(*(post(procs[t][1], "/slow?ms=1200", key, wait=5) for t in targets for _ in range(10)))
             ended, status, headers, body = await first
             cell = f"{source}->{','.join(targets)}"
             try:
                 if status != 200 or "idempotency-replayed" in headers:
                     raise Failure(f"the original through {source} answered {status} {body[:80]!r}")
                 ms = latencies(ended, list(waiters), body)
+                if percentile(ms, 0.99) > FLEET_WOKEN_MS:
+                    raise Failure(f"not woken by the store's events: {figures(ms)} (polled answers come ~850 ms late)")
                 results[cell] = Passed(f"{len(ms)} woken across processes: {figures(ms)}")
             except Failure as why:
                 results[cell] = str(why)

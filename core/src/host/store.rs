@@ -21,7 +21,7 @@ use crate::record::Record;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 use crate::store::Tls;
 use crate::store::{
-    Claim, Completion, MemoryStore, MemoryStoreBuilder, Owner, Release, Renewal, Store, StoreError, Token,
+    Claim, Completion, MemoryStore, MemoryStoreBuilder, Owner, Release, Renewal, Store, StoreError, Token, Watch,
 };
 #[cfg(feature = "redis")]
 use crate::store::{DEFAULT_PREFIX, RedisStore};
@@ -485,6 +485,10 @@ impl Store for ProcessStore {
         let store = self.get().await?;
         self.scrubbed(store.release(id, token).await)
     }
+
+    async fn watch(&self, id: &RecordId) -> Option<Watch> {
+        self.get().await.ok()?.watch(id).await
+    }
 }
 
 #[cfg(test)]
@@ -513,5 +517,16 @@ mod tests {
         let err = StoreSpec::redis("postgres://h/db", Dialect::Python, none()).unwrap_err();
         assert_eq!(err.0, "store URL \"postgres://h/db\" is not a Redis URL (redis://host:port, or rediss:// for TLS)");
         assert!(StoreSpec::postgres("not a url", Dialect::Python, none()).is_err());
+    }
+
+    #[tokio::test]
+    async fn b20_a_process_store_passes_its_store_s_events_on() {
+        let spec = StoreSpec::from_url("memory", Dialect::Python, Vec::new()).unwrap();
+        let store = ProcessStore::new(spec);
+        let (id, fp) = (RecordId([9; 32]), crate::fingerprint::Fingerprint([1; 32]));
+        let Ok(Claim::Claimed { token }) = store.claim(&id, &fp, Duration::from_secs(60)).await else { panic!() };
+        let mut watch = store.watch(&id).await.expect("the memory store's events reach the waiter");
+        store.release(&id, token).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), watch.woken()).await.expect("woken by the release");
     }
 }
