@@ -150,3 +150,13 @@ async fn b20_the_subscriber_connects_again_after_a_redis_restart() {
     }
     assert!(woken, "waiters are woken by events again after Redis restarted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b20_on_a_cluster_a_completion_wakes_a_waiter_in_another_process() {
+    let (a, b) = (services::redis_cluster().await, services::redis_cluster().await);
+    // Keys on every node: the cluster-wide publish reaches the one node subscribed to.
+    for _ in 0..6 {
+        assert!(support::waiting::woken_across(&a, &b, false, Duration::from_secs(5)).await, "woken by the completion");
+        assert!(support::waiting::woken_across(&a, &b, true, Duration::from_secs(5)).await, "woken by the release");
+    }
+}

@@ -114,7 +114,7 @@ pub struct RedisStore {
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
     /// Completion and release events for waiters (B20); `None` without a client to open
-    /// a subscriber connection with (a store made from a connection), and on a cluster.
+    /// a subscriber connection with (a store made from a connection or a cluster client).
     events: Option<Arc<Events>>,
 }
 
@@ -209,7 +209,7 @@ impl RedisStore {
         let mut manager = client.get_connection_manager_with_config(manager_config()).await.map_err(unavailable)?;
         warn_if_evicting(&mut manager).await;
         let mut store = RedisStore::from_connection_manager(manager);
-        store.events = Some(Arc::new(Events::new(client, store.prefix.clone())));
+        store.events = Some(Arc::new(Events::new(vec![client], store.prefix.clone())));
         Ok(store)
     }
 
@@ -228,15 +228,30 @@ impl RedisStore {
         nodes: impl IntoIterator<Item = &'a str>,
         tls: &Tls,
     ) -> Result<RedisStore, StoreError> {
-        let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.into_iter().collect::<Vec<_>>())
+        let nodes: Vec<&str> = nodes.into_iter().collect();
+        let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.clone())
             .connection_timeout(Duration::from_secs(2))
             .response_timeout(Duration::from_secs(2));
-        if let Some(root_cert) = tls.ca_pem()? {
-            builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) });
+        let root_cert = tls.ca_pem()?;
+        if let Some(root_cert) = &root_cert {
+            builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert.clone()) });
         }
         let client =
             builder.build().map_err(|e| StoreError::unavailable(format!("invalid Redis Cluster node URLs: {e}")))?;
-        RedisStore::from_cluster_client(client).await
+        let mut store = RedisStore::from_cluster_client(client).await?;
+        // The subscriber's connection goes to one node at a time (events, B20).
+        let node = |url: &str| match &root_cert {
+            None => redis::Client::open(url),
+            Some(root) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(root.clone()) },
+            ),
+        };
+        let clients = nodes.iter().filter_map(|url| node(url).ok()).collect::<Vec<_>>();
+        if !clients.is_empty() {
+            store.events = Some(Arc::new(Events::new(clients, store.prefix.clone())));
+        }
+        Ok(store)
     }
 
     /// Use an existing cluster client.
@@ -261,7 +276,7 @@ impl RedisStore {
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<RedisStore, ConfigError> {
         let prefix = prefix.into();
         check_prefix(&prefix)?;
-        self.events = self.events.map(|events| Arc::new(Events::new(events.client.clone(), prefix.clone())));
+        self.events = self.events.map(|events| Arc::new(Events::new(events.clients.clone(), prefix.clone())));
         self.prefix = prefix;
         Ok(self)
     }

@@ -2,8 +2,10 @@
 //!
 //! The complete and release scripts `PUBLISH` on the record's own name, `<prefix>{<hex
 //! id>}` (hash-tagged like the key, so a sharded publish would land on the key's node).
-//! One pub/sub connection per store, and so per process, carries the subscriptions of
-//! every waiter: an id is subscribed while someone in the process waits on it, once per
+//! On a Redis Cluster the publish is a plain (cluster-wide) one, so a subscription on any
+//! node hears it: the connection goes to one of the cluster's nodes, the next one when it
+//! is lost. One pub/sub connection per store, and so per process, carries the
+//! subscriptions of every waiter: an id is subscribed while someone in the process waits on it, once per
 //! round of [`Wakers`], and unsubscribed when the last waiter is done. Its task owns the
 //! connection; when the connection drops it connects again with back-off, subscribes to
 //! every id still waited on and wakes all their waiters, since an event may have been
@@ -22,7 +24,8 @@ use crate::wake::Wakers;
 type Subscribe = (String, oneshot::Sender<bool>);
 
 pub(super) struct Events {
-    pub(super) client: redis::Client,
+    /// Where the subscriber may connect: the server, or each node of a cluster.
+    pub(super) clients: Vec<redis::Client>,
     prefix: String,
     pub(super) wakers: Arc<Wakers>,
     idle: std::sync::Mutex<Option<mpsc::UnboundedReceiver<RecordId>>>,
@@ -31,10 +34,10 @@ pub(super) struct Events {
 }
 
 impl Events {
-    pub(super) fn new(client: redis::Client, prefix: String) -> Events {
+    pub(super) fn new(clients: Vec<redis::Client>, prefix: String) -> Events {
         let (idle_tx, idle) = mpsc::unbounded_channel();
         Events {
-            client,
+            clients,
             prefix,
             wakers: Arc::new(Wakers::with_idle(idle_tx)),
             idle: std::sync::Mutex::new(Some(idle)),
@@ -49,7 +52,7 @@ impl Events {
             let (tx, rx) = mpsc::unbounded_channel();
             let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             let subscriber =
-                Subscriber { client: self.client.clone(), prefix: self.prefix.clone(), wakers: self.wakers.clone() };
+                Subscriber { clients: self.clients.clone(), prefix: self.prefix.clone(), wakers: self.wakers.clone() };
             if let Some(idle) = idle {
                 tokio::spawn(subscriber.run(rx, idle));
             }
@@ -61,7 +64,7 @@ impl Events {
 }
 
 struct Subscriber {
-    client: redis::Client,
+    clients: Vec<redis::Client>,
     prefix: String,
     wakers: Arc<Wakers>,
 }
@@ -82,8 +85,11 @@ impl Subscriber {
     async fn run(self, mut inbox: mpsc::UnboundedReceiver<Subscribe>, mut idle: mpsc::UnboundedReceiver<RecordId>) {
         let mut backoff = Duration::from_millis(50);
         let mut reconnect = false;
+        let mut next = 0;
         loop {
-            let (mut sink, mut stream) = match self.client.get_async_pubsub().await {
+            let Some(client) = self.clients.get(next % self.clients.len().max(1)) else { return };
+            next += 1;
+            let (mut sink, mut stream) = match client.get_async_pubsub().await {
                 Ok(pubsub) => pubsub.split(),
                 Err(error) => {
                     tracing::debug!(target: "idempo", %error, "Redis subscriber cannot connect; retrying");
