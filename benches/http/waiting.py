@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import machine, write  # noqa: E402
+from bench import machine, write
 
 KEYS = 8
 DUPLICATES = 12
@@ -135,8 +135,10 @@ def run(app: str, command: list[str], store: str, url: str) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        f"Run on {machine()}, {time.strftime('%Y-%m-%d')}: `make bench` (benches/http/waiting.py), release builds; "
-        f"{ROUNDS} rounds of {KEYS} keys × {DUPLICATES} duplicates of a {HANDLER_MS} ms handler.",
+        (
+            f"Run on {machine()}, {time.strftime('%Y-%m-%d')}: `make bench` (benches/http/waiting.py), release builds; "
+            f"{ROUNDS} rounds of {KEYS} keys × {DUPLICATES} duplicates of a {HANDLER_MS} ms handler."
+        ),
         "",
         "| app | store | 409 + retry: requests per success | p50 | p99 | wait: requests per success | p50 | p99 |",
         "|---|---|---|---|---|---|---|---|",

@@ -8,6 +8,12 @@
 //! key first. Events are hints: with none, the waiter still reads again after a back-off
 //! (from [`FIRST_RECHECK`] doubling to [`LAST_RECHECK`], and never later than the lease's
 //! end), so a lost event costs latency, never correctness.
+//!
+//! Two sources wake a waiter: the store's event, and, when the original runs in this
+//! process, this process letting the claim go (held.rs), which comes after its record is
+//! in the store (the store's own event may come first, and a read then still finds the
+//! claim held here). Waiters woken by one event share the first read after it
+//! (`Watch::read_once`): hundreds of duplicates cost one store read.
 
 use std::future::Future;
 use std::pin::{Pin, pin};

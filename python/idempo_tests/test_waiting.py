@@ -57,7 +57,7 @@ async def test_b20_a_wait_that_runs_out_is_a_409_with_retry_after() -> None:
 async def leave_while_waiting(base: str, k: str) -> None:
     """Send a keyed request that prefers to wait, then close the socket while it waits."""
     host, port = base.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    _, writer = await asyncio.open_connection(host, int(port))
     request = f"POST /slow?ms=1500 HTTP/1.1\r\nHost: t\r\nIdempotency-Key: {k}\r\nPrefer: wait=5\r\nContent-Length: 0\r\n\r\n"
     writer.write(request.encode())
     await writer.drain()

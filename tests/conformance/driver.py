@@ -24,8 +24,8 @@ import faults
 import fleet
 import forged
 import hostile
-import waking
 import httpx
+import waking
 from apps import ROOT, Failure, Passed, serving, shared_counter
 from runner import NotApplicable, load_scenarios, run_scenario
 

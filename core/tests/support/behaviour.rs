@@ -13,6 +13,7 @@ use http::{Request, StatusCode};
 use idempo::{Idempotency, OnStoreError, Store, Token};
 
 use super::faulty::Faulty;
+#[allow(unused_imports)] // for behaviour_suite!, which names every test from here
 pub use super::waiting::*;
 use super::{Reply, TestApp, http_client, http_post, post, quoted};
 use tower::ServiceExt;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use idempo::Store;
-use idempo::store::Store as _;
 
 use super::behaviour::{app, key};
 use super::{Reply, TestApp, http_client, http_post, post};
