@@ -5,6 +5,10 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use idempo::Idempotency;
 use idempo::store::PostgresStore;
@@ -92,5 +96,75 @@ async fn postgres_new_key_costs_two_statements_and_replay_one() {
     reset().await;
     assert!(app.send(post("/echo", Some(&k), "x")).await.replayed());
     assert_eq!(calls().await, (1, 1), "a replay: one claim");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
+}
+
+/// A TCP proxy in front of PostgreSQL counting round trips on the wire: every time the
+/// client sends after the server has answered (or first) is one. It sees what
+/// `pg_stat_statements` does not: a pool's ping of every connection given back to it.
+async fn counting_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let turns = Arc::new(AtomicUsize::new(0));
+    let counted = turns.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(target).await else { continue };
+            let (mut client_rx, mut client_tx) = client.into_split();
+            let (mut server_rx, mut server_tx) = server.into_split();
+            let answered = Arc::new(AtomicBool::new(true));
+            let (turns, answered2) = (counted.clone(), answered.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                    if answered.swap(false, Ordering::SeqCst) {
+                        turns.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if server_tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
+                    answered2.store(true, Ordering::SeqCst);
+                    if client_tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, turns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_operations_cost_one_round_trip_each_on_the_wire() {
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&services::database_url()).unwrap();
+    let target =
+        tokio::net::lookup_host((options.get_host().to_owned(), options.get_port())).await.unwrap().next().unwrap();
+    let (proxy, turns) = counting_proxy(target).await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options.host("127.0.0.1").port(proxy.port()).ssl_mode(sqlx::postgres::PgSslMode::Disable))
+        .await
+        .unwrap();
+    let table = format!("wire_{:x}", idempo::Token::random().0 as u32);
+    let store = PostgresStore::with_table(pool.clone(), &table).unwrap().with_sweep_interval(std::time::Duration::ZERO);
+    store.migrate().await.unwrap();
+    let app = TestApp::new(Idempotency::builder(store).build());
+    // Warm up: the store's connection is made and its statements prepared.
+    let warm = key("warm");
+    app.send(post("/echo", Some(&warm), "x")).await;
+    app.send(post("/echo", Some(&warm), "x")).await;
+
+    let k = key("wire");
+    turns.store(0, Ordering::SeqCst);
+    app.send(post("/echo", Some(&k), "x")).await;
+    assert_eq!(turns.swap(0, Ordering::SeqCst), 2, "a new key: claim and complete, one round trip each");
+    assert!(app.send(post("/echo", Some(&k), "x")).await.replayed());
+    assert_eq!(turns.swap(0, Ordering::SeqCst), 1, "a replay: one round trip");
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
 }

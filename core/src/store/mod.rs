@@ -9,6 +9,8 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
+mod postgres_conns;
+#[cfg(feature = "postgres")]
 mod postgres_events;
 #[cfg(feature = "redis")]
 mod redis;

@@ -1,8 +1,9 @@
-//! The PostgreSQL store (feature `postgres`), over an sqlx pool.
+//! The PostgreSQL store (feature `postgres`).
 //!
 //! One row per record in a table made by [`PostgresStore::migrate`]. Each operation is one
 //! statement (claim is a CTE that inserts or reads in one go), prepared once per
-//! connection, so one round trip. Expiry is judged by the database's `now()` only.
+//! connection, on connections the store keeps itself (postgres_conns.rs: an sqlx pool
+//! would ping each one it gets back), so one round trip on the wire. Expiry is judged by the database's `now()` only.
 //! Expired rows are deleted in batches by a background sweep every `sweep_interval` (60 s,
 //! B23), started with the store's first claim; an advisory lock keeps it to one process at
 //! a time. [`PostgresStore::sweep`] runs one by hand.
@@ -17,6 +18,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{AssertSqlSafe, Row};
 
+use super::postgres_conns::Conns;
 use super::postgres_events::Events;
 use super::{Claim, Completion, Release, Renewal, Store, StoreError, Tls, Token, Watch};
 use crate::fingerprint::{Fingerprint, RecordId};
@@ -28,6 +30,9 @@ pub const DEFAULT_TABLE: &str = "idempo_records";
 pub const DEFAULT_SWEEP_BATCH: u32 = 1000;
 /// How often the background sweep runs unless told (B23).
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The store's own connections for its operations when it makes its pool itself.
+const OWN_CONNECTIONS: usize = 16;
 
 /// How often a claim re-reads after losing a race for a row it could not yet see.
 const CLAIM_ATTEMPTS: usize = 5;
@@ -132,6 +137,8 @@ pub struct PostgresStore {
     sql: Arc<Statements>,
     sweep: Arc<Sweep>,
     events: Arc<Events>,
+    /// The connections claim, renew, complete and release run on (postgres_conns.rs).
+    conns: Arc<Conns>,
 }
 
 /// The background sweep: its interval and whether it has started.
@@ -198,7 +205,9 @@ fn quoted_table(name: &str) -> Result<(String, String), StoreError> {
 }
 
 impl PostgresStore {
-    /// Connect to `postgres://user:password@host:port/db` with a pool of 16 connections.
+    /// Connect to `postgres://user:password@host:port/db`: up to 16 connections of the
+    /// store's own for its operations, and a pool of up to 4 for the rest (migration, the
+    /// sweep, the listener of waiters, B20).
     /// Fails if the database cannot be reached now. Call [`PostgresStore::migrate`] once.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
         PostgresStore::connect_with(url, &Tls::default()).await
@@ -218,18 +227,20 @@ impl PostgresStore {
             }
         }
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(4)
             .acquire_timeout(Duration::from_secs(2))
-            // A broken connection fails one operation and is then dropped by the pool;
-            // pinging before each use would double the round trips.
             .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        PostgresStore::from_pool(pool)
+        let mut store = PostgresStore::from_pool(pool)?;
+        store.conns = Arc::new(Conns::new(&store.pool, OWN_CONNECTIONS));
+        Ok(store)
     }
 
-    /// Use an existing pool, with the default table.
+    /// Use an existing pool, with the default table. Its options make the store's own
+    /// connections too, as many as the pool may hold; the pool itself serves migration,
+    /// the sweep and the listener of waiters.
     pub fn from_pool(pool: PgPool) -> Result<PostgresStore, StoreError> {
         PostgresStore::with_table(pool, DEFAULT_TABLE)
     }
@@ -241,7 +252,8 @@ impl PostgresStore {
         let sql = Arc::new(Statements::new(&table, &index, &channel));
         let sweep = Sweep { interval: DEFAULT_SWEEP_INTERVAL, started: AtomicBool::new(false), lock: sweep_lock(name) };
         let events = Arc::new(Events::new(pool.clone(), channel));
-        Ok(PostgresStore { pool, table: name.to_owned(), sql, sweep: Arc::new(sweep), events })
+        let conns = Arc::new(Conns::new(&pool, pool.options().get_max_connections() as usize));
+        Ok(PostgresStore { pool, table: name.to_owned(), sql, sweep: Arc::new(sweep), events, conns })
     }
 
     /// Sweep expired rows every `interval` in the background (default 60 s), from the
@@ -275,7 +287,7 @@ impl PostgresStore {
             return;
         }
         let weak = Arc::downgrade(&self.sweep);
-        let (pool, sql, events) = (self.pool.clone(), self.sql.clone(), self.events.clone());
+        let (pool, sql, events, conns) = (self.pool.clone(), self.sql.clone(), self.events.clone(), self.conns.clone());
         let interval = self.sweep.interval;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -289,6 +301,7 @@ impl PostgresStore {
                     sql: sql.clone(),
                     sweep,
                     events: events.clone(),
+                    conns: conns.clone(),
                 };
                 match store.sweep(DEFAULT_SWEEP_BATCH).await {
                     Ok(0) => {}
@@ -343,7 +356,19 @@ impl PostgresStore {
         &self,
         statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<bool, StoreError> {
-        Ok(statement.execute(&self.pool).await.map_err(unavailable)?.rows_affected() == 1)
+        let mut conn = self.conns.get().await?;
+        let outcome = statement.execute(conn.connection()?).await;
+        Ok(conn.settle(outcome)?.rows_affected() == 1)
+    }
+
+    /// One row of `statement`, on the store's own connections.
+    async fn row(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<PgRow, StoreError> {
+        let mut conn = self.conns.get().await?;
+        let outcome = statement.fetch_one(conn.connection()?).await;
+        conn.settle(outcome)
     }
 
     /// Whether a complete or release statement (which tells waiters) found its row.
@@ -351,7 +376,7 @@ impl PostgresStore {
         &self,
         statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<bool, StoreError> {
-        let row = statement.fetch_one(&self.pool).await.map_err(unavailable)?;
+        let row = self.row(statement).await?;
         Ok(column::<i64>(&row, "n")? == 1)
     }
 }
@@ -384,14 +409,12 @@ impl Store for PostgresStore {
         self.start_sweep();
         for _ in 0..CLAIM_ATTEMPTS {
             let token = Token::random();
-            let row = sqlx::query(AssertSqlSafe(self.sql.claim.clone()))
+            let statement = sqlx::query(AssertSqlSafe(self.sql.claim.clone()))
                 .bind(&id.0[..])
                 .bind(&fingerprint.0[..])
                 .bind(&token.to_bytes()[..])
-                .bind(ms(lease_ttl))
-                .fetch_one(&self.pool)
-                .await
-                .map_err(unavailable)?;
+                .bind(ms(lease_ttl));
+            let row = self.row(statement).await?;
             if column::<bool>(&row, "claimed")? {
                 return Ok(Claim::Claimed { token });
             }
