@@ -112,6 +112,7 @@ impl Builder {
                 read,
                 held: Held::default(),
                 waiting: Default::default(),
+                renewals: Default::default(),
             }),
         })
     }

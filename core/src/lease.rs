@@ -1,7 +1,7 @@
 //! The lease: ownership of a claimed key while the handler runs (B10, B11, B17).
 //!
-//! A `Lease` holds the fencing token and a background task renewing the claim every
-//! `lease_ttl / 3`, for at most `max_lease`. Releasing it stops the renewal at once;
+//! A `Lease` holds the fencing token; the engine's renewal task (renewal.rs) renews the
+//! claim every `lease_ttl / 3`, for at most `max_lease`. Releasing it stops the renewal at once;
 //! completing it keeps renewing until the record has landed (B17), so a lease shorter
 //! than a store hiccup cannot expire under a completion on its way. A lease dropped
 //! without either (a handler that never finished its response) keeps its claim: the
@@ -15,12 +15,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::fingerprint::RecordId;
 use crate::ready::{Now, now_or_later};
 use crate::record::Record;
+use crate::renewal::{Entry, Ticket};
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::store::{Completion, Release, Renewal, Token};
@@ -35,15 +35,17 @@ pub struct Lease {
     shared: Arc<Shared>,
     id: RecordId,
     token: Token,
-    key: String,
     state: Arc<State>,
-    renewer: Option<JoinHandle<()>>,
+    /// Its place among the engine's renewals (renewal.rs), while it is renewed.
+    renewal: Option<Ticket>,
     runtime: Option<Handle>,
     finished: bool,
 }
 
-/// What the lease and its renewal task share.
-struct State {
+/// What the lease and its renewals share.
+pub(crate) struct State {
+    /// The key, redacted, for log lines.
+    key: String,
     /// Set once the lease is known to be taken over, so it is counted once.
     lost: AtomicBool,
     /// Set once the record is on its way: a renewal refused then is left to the completion
@@ -79,7 +81,7 @@ impl Drop for Hold {
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lease").field("id", &self.id).field("token", &self.token).field("key", &self.key).finish()
+        f.debug_struct("Lease").field("id", &self.id).field("token", &self.token).field("key", &self.state.key).finish()
     }
 }
 
@@ -88,19 +90,21 @@ impl Lease {
         let runtime = Handle::try_current().ok();
         let hold = Hold { shared: shared.clone(), id, ended: AtomicBool::new(false) };
         let state = Arc::new(State {
+            key,
             lost: AtomicBool::new(false),
             completing: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             hold,
         });
-        let renewer = runtime.as_ref().and_then(|rt| {
-            let cfg = &shared.config;
-            // Renew only while the claim stays within max_lease; with max_lease equal to
-            // lease_ttl no renewal happens at all.
-            (cfg.max_lease > cfg.lease_ttl)
-                .then(|| rt.spawn(renew(shared.clone(), id, token, key.clone(), state.clone())))
+        let cfg = &shared.config;
+        // Renew only while the claim stays within max_lease; with max_lease equal to
+        // lease_ttl no renewal happens at all.
+        let renewal = runtime.as_ref().filter(|_| cfg.max_lease > cfg.lease_ttl).map(|rt| {
+            let now = Instant::now();
+            let entry = Entry { started: now, renewed: now, id, token, state: state.clone() };
+            shared.renewals.add(&shared, rt, entry)
         });
-        Lease { shared, id, token, key, state, renewer, runtime, finished: false }
+        Lease { shared, id, token, state, renewal, runtime, finished: false }
     }
 
     /// The fencing token of this claim.
@@ -115,8 +119,8 @@ impl Lease {
 
     fn finish(&mut self) {
         self.finished = true;
-        if let Some(task) = self.renewer.take() {
-            task.abort();
+        if let Some(ticket) = self.renewal.take() {
+            self.shared.renewals.remove(ticket);
         }
     }
 
@@ -142,14 +146,14 @@ impl Lease {
             Stats::inc(&e.stats.omitted);
         }
         // Renewal goes on until the record has landed or persisting gave up (B17).
-        let renewer = self.renewer.take();
-        let persisted = persist(e, self.id, self.token, record, self.key.clone(), self.state.clone());
+        let renewal = self.renewal.take();
+        let persisted = persist(e.clone(), self.id, self.token, record, self.state.clone());
         let state = self.state.clone();
         let job = async move {
             persisted.await;
             state.hold.end();
-            if let Some(renewer) = renewer {
-                renewer.abort();
+            if let Some(ticket) = renewal {
+                e.renewals.remove(ticket);
             }
         };
         // A store that answers without I/O (memory) is done on the first poll: no task.
@@ -166,13 +170,13 @@ impl Lease {
     /// Give the key up so that a retry runs the handler again (B11: 5xx, error, panic).
     pub async fn release(mut self) {
         self.finish();
-        release(self.shared.clone(), self.id, self.token, self.key.clone(), self.state.clone()).await;
+        release(self.shared.clone(), self.id, self.token, self.state.clone()).await;
     }
 
     /// Give the key up in the background, for callers that cannot wait (a poll function).
     pub fn release_in_background(mut self) {
         self.finish();
-        let job = release(self.shared.clone(), self.id, self.token, std::mem::take(&mut self.key), self.state.clone());
+        let job = release(self.shared.clone(), self.id, self.token, self.state.clone());
         // Without a runtime (it is shutting down) the claim simply expires after lease_ttl.
         if let Some(rt) = &self.runtime {
             rt.spawn(job);
@@ -186,9 +190,9 @@ impl Drop for Lease {
             return;
         }
         // Neither completed nor released: the handler may have done its work, so the claim
-        // is kept (the renewal task goes on) and released at max_lease.
+        // is kept (renewals go on) and released at max_lease.
         self.state.abandoned.store(true, Ordering::Relaxed);
-        tracing::debug!(target: "idempo", key = %self.key,
+        tracing::debug!(target: "idempo", key = %self.state.key,
             "the response never finished: the claim is kept until max_lease, then released");
     }
 }
@@ -201,42 +205,50 @@ fn lease_lost(e: &Shared, state: &State, key: &str, during: &str) {
     }
 }
 
-async fn renew(e: Arc<Shared>, id: RecordId, token: Token, key: String, state: Arc<State>) {
+/// One renewal of a lease that is due (renewal.rs); whether to renew it again. `live` says
+/// whether the lease still wants renewals (it may have ended while this one was on its
+/// way: a refusal then is no lost lease).
+pub(crate) async fn renew_once(e: &Arc<Shared>, entry: Entry, live: impl Fn() -> bool) -> bool {
     let cfg = &e.config;
-    let started = Instant::now();
-    let period = cfg.lease_ttl / 3;
-    loop {
-        tokio::time::sleep(period).await;
-        if started.elapsed() + cfg.lease_ttl > cfg.max_lease {
-            if state.abandoned.load(Ordering::Relaxed) {
-                tracing::warn!(target: "idempo", key,
-                    "the response never finished: the key is released at max_lease, and a retry runs again");
-                return release(e.clone(), id, token, key, state).await;
-            }
+    let Entry { id, token, state, started, .. } = entry;
+    let key = state.key.as_str();
+    if started.elapsed() + cfg.lease_ttl > cfg.max_lease {
+        if state.abandoned.load(Ordering::Relaxed) {
+            tracing::warn!(target: "idempo", key,
+                "the response never finished: the key is released at max_lease, and a retry runs again");
+            release(e.clone(), id, token, state.clone()).await;
+        } else {
             tracing::warn!(target: "idempo", key, "handler still running at max_lease: the claim is no longer renewed");
-            return;
         }
-        match e.store.renew(&id, token, cfg.lease_ttl).await {
-            Ok(Renewal::Renewed) => {}
-            Ok(Renewal::LeaseLost) if state.completing.load(Ordering::Relaxed) => return,
-            Ok(Renewal::LeaseLost) => return lease_lost(&e, &state, &key, "renewal"),
-            Err(err) => {
-                Stats::inc(&e.stats.store_errors);
-                static LOG: Throttle = Throttle::new();
-                if let Some(suppressed) = LOG.admit() {
-                    tracing::warn!(target: "idempo", key, error = %err, suppressed, "could not renew the claim; retrying");
-                }
+        return false;
+    }
+    match e.store.renew(&id, token, cfg.lease_ttl).await {
+        Ok(Renewal::Renewed) => true,
+        Ok(Renewal::LeaseLost) if state.completing.load(Ordering::Relaxed) => false,
+        Ok(Renewal::LeaseLost) => {
+            if live() {
+                lease_lost(e, &state, key, "renewal");
             }
+            false
+        }
+        Err(err) => {
+            Stats::inc(&e.stats.store_errors);
+            static LOG: Throttle = Throttle::new();
+            if let Some(suppressed) = LOG.admit() {
+                tracing::warn!(target: "idempo", key, error = %err, suppressed, "could not renew the claim; retrying");
+            }
+            true
         }
     }
 }
 
-async fn release(e: Arc<Shared>, id: RecordId, token: Token, key: String, state: Arc<State>) {
+async fn release(e: Arc<Shared>, id: RecordId, token: Token, state: Arc<State>) {
+    let key = state.key.as_str();
     let released = e.store.release(&id, token).await;
     state.hold.end();
     match released {
         Ok(Release::Released) => tracing::debug!(target: "idempo", outcome = "released", key),
-        Ok(Release::LeaseLost) => lease_lost(&e, &state, &key, "release"),
+        Ok(Release::LeaseLost) => lease_lost(&e, &state, key, "release"),
         Err(err) => {
             Stats::inc(&e.stats.store_errors);
             static LOG: Throttle = Throttle::new();
@@ -248,7 +260,8 @@ async fn release(e: Arc<Shared>, id: RecordId, token: Token, key: String, state:
     }
 }
 
-async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, key: String, state: Arc<State>) {
+async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, state: Arc<State>) {
+    let key = state.key.as_str();
     let deadline = Instant::now() + e.config.persist_timeout;
     let mut backoff = Duration::from_millis(50);
     let mut failures = 0u32;
@@ -261,7 +274,7 @@ async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, key
                 }
                 return;
             }
-            Ok(Ok(Completion::LeaseLost)) => return lease_lost(&e, &state, &key, "completion"),
+            Ok(Ok(Completion::LeaseLost)) => return lease_lost(&e, &state, key, "completion"),
             Ok(Err(err)) => err.to_string(),
             Err(_) => "timed out".to_owned(),
         };

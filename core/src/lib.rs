@@ -33,6 +33,7 @@ mod prefer;
 pub mod problem;
 mod ready;
 pub mod record;
+mod renewal;
 mod shared;
 mod stats;
 pub mod store;

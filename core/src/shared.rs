@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) held: Held,
     /// How many requests wait on an in-flight duplicate now (B20, `max_waiters`).
     pub(crate) waiting: std::sync::atomic::AtomicUsize,
+    /// The leases to renew, and the one task renewing them (B10).
+    pub(crate) renewals: crate::renewal::Renewals,
 }
 
 impl Shared {
