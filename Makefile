@@ -63,6 +63,10 @@ soak: toolchain
 bench: toolchain
 	scripts/with-services.sh scripts/bench.sh
 
+## bench-tower: the tower layer in process: criterion, allocations, callgrind instructions
+bench-tower: toolchain
+	scripts/bench-tower.sh
+
 ## bench-stores: criterion benchmarks of every store on loopback (release build)
 bench-stores: toolchain
 	scripts/with-services.sh scripts/bench-stores.sh

@@ -3,7 +3,8 @@
 # directory, then benches/http/bench.py over every fixture app and peer on every store
 # (the services come from scripts/with-services.sh). Arguments go to bench.py; without
 # any, the results table in benches/README.md is rewritten, and benches/http/waiting.py
-# writes its own (waiting against 409 + retry, issue 16).
+# (waiting against 409 + retry, issue 16) and scripts/bench-tower.sh (the tower layer in
+# process, issue 17) write theirs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/release-builds.sh
@@ -16,6 +17,8 @@ if [ $# -eq 0 ]; then
   python3 benches/http/bench.py "$@"
   # Waiting for the original against 409 + retry (issue 16).
   python3 benches/http/waiting.py --write benches/README.md
+  # The tower layer in process (issue 17).
+  scripts/bench-tower.sh
 else
   python3 benches/http/bench.py "$@"
 fi

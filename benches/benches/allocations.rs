@@ -72,8 +72,14 @@ fn main() {
             .layer(idem.layer());
         let fresh = |tag: &str| (0..REQUESTS).map(|i| Some(format!("{tag}-{i}"))).collect::<Vec<_>>();
         let echo_keys = fresh("echo");
+        // The same app with no layer, and with a layer that does nothing but be one.
+        let echo = || Router::new().route("/echo", post(|body: String| async move { (http::StatusCode::CREATED, body) }));
+        let bare = echo();
+        let noop = echo().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req));
         println!("{:<44} {:>8}", "request (tower layer, memory store)", "allocs");
         let rows = [
+            ("bare app, no layer", per_request(&bare, "/echo", &vec![None; REQUESTS]).await),
+            ("a no-op layer", per_request(&noop, "/echo", &vec![None; REQUESTS]).await),
             ("no key: passes through", per_request(&app, "/echo", &vec![None; REQUESTS]).await),
             ("keyed, first execution", per_request(&app, "/echo", &echo_keys).await),
             ("keyed, replay", per_request(&app, "/echo", &echo_keys).await),
