@@ -73,7 +73,8 @@ fn main() {
         let fresh = |tag: &str| (0..REQUESTS).map(|i| Some(format!("{tag}-{i}"))).collect::<Vec<_>>();
         let echo_keys = fresh("echo");
         // The same app with no layer, and with a layer that does nothing but be one.
-        let echo = || Router::new().route("/echo", post(|body: String| async move { (http::StatusCode::CREATED, body) }));
+        let echo =
+            || Router::new().route("/echo", post(|body: String| async move { (http::StatusCode::CREATED, body) }));
         let bare = echo();
         let noop = echo().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req));
         println!("{:<44} {:>8}", "request (tower layer, memory store)", "allocs");
