@@ -35,9 +35,11 @@ def main(out: Path, readme: Path) -> int:
         small, large = (int((out / f"ir-{variant}-{n}").read_text().split()[0]) for n in (200, 1200))
         ir[variant] = (large - small) / 1000
     lines = [
-        f"Run on {machine()}, {time.strftime('%Y-%m-%d')}: `make bench-tower` (criterion median; allocations by a "
-        "counting allocator; instructions per request under callgrind, the difference of 1 200 and 200 requests, where "
-        "valgrind hides SHA-NI so sha2 runs its portable code).",
+        (
+            f"Run on {machine()}, {time.strftime('%Y-%m-%d')}: `make bench-tower` (criterion median; allocations by a "
+            "counting allocator; instructions per request under callgrind, the difference of 1 200 and 200 requests, "
+            "where valgrind hides SHA-NI so sha2 runs its portable code)."
+        ),
         "",
         "| request | time | allocations | instructions | over bare (instructions, allocations) |",
         "|---|---|---|---|---|",
