@@ -92,17 +92,7 @@ async def _unless_gone(decided: asyncio.Future[Any], pending: Any, receive: Rece
     if not listening.done():
         listening.cancel()
         return decided.result(), receive
-    heard = listening.result()
-    told = False
-
-    async def receive_heard() -> Message:
-        nonlocal told
-        if told:
-            return await receive()
-        told = True
-        return heard
-
-    return decided.result(), receive_heard
+    return decided.result(), _first_then(listening.result(), receive)
 
 
 def _abandon(decided: asyncio.Future[Any], pending: Any) -> None:
@@ -147,16 +137,21 @@ async def _refuse(receive: Receive, send: Send, response: _Response) -> None:
 def _replaying(body: bytes, receive: Receive) -> Receive:
     """The app's ``receive``: the buffered body first, then whatever the server says
     (``http.disconnect`` when the client goes away)."""
-    replayed = False
+    return _first_then({"type": "http.request", "body": body, "more_body": False}, receive)
 
-    async def receive_again() -> Message:
-        nonlocal replayed
-        if replayed:
+
+def _first_then(message: Message, receive: Receive) -> Receive:
+    """A ``receive`` that answers `message` first, then passes on to `receive`."""
+    given = False
+
+    async def receive_next() -> Message:
+        nonlocal given
+        if given:
             return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        given = True
+        return message
 
-    return receive_again
+    return receive_next
 
 
 async def _respond(send: Send, response: _Response) -> None:

@@ -189,3 +189,15 @@ pub async fn woken_across(a: &dyn Store, b: &dyn Store, release: bool, within: D
     };
     done && tokio::time::timeout(within, watch.woken()).await.is_ok()
 }
+
+/// Whether `b`'s watches are woken by events through `a` again within some 5 s (after a
+/// subscriber or listener lost its connection and made it again).
+pub async fn woken_again(a: &dyn Store, b: &dyn Store) -> bool {
+    for _ in 0..40 {
+        if woken_across(a, b, false, Duration::from_secs(1)).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
