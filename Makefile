@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 VENV := $(or $(IDEMPO_VENV),.venv)
 
-.PHONY: help demo test lint fixtures toolchain fuzz soak bench bench-stores bench-python bench-node python-env node-env
+.PHONY: help demo test lint fixtures toolchain fuzz soak bench bench-tower bench-stores bench-python bench-node python-env node-env
 
 ## help: list the targets
 help:
