@@ -150,11 +150,6 @@ impl std::fmt::Debug for Watch {
 }
 
 impl Watch {
-    /// The id watched.
-    pub fn id(&self) -> &RecordId {
-        &self.id
-    }
-
     /// Run `arm` unless another waiter of this round already has (then wait for it to
     /// finish): what the store must do before it can deliver an event for the id. Its
     /// answer, whether the store will deliver, is the round's.

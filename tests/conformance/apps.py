@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
@@ -187,6 +187,23 @@ async def serving(command: list[str], store: str, extra: dict[str, str] | None =
         yield proc, f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+@contextlib.asynccontextmanager
+async def fleet_of(apps: dict[str, Any], names: list[str], store: str) -> AsyncIterator[dict[str, int]]:
+    """Every app of `names` started on `store`, as {name: port}; all stopped afterwards.
+    Raises Failure (naming the app) when one does not start."""
+    procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    try:
+        for name in names:
+            try:
+                procs[name] = await listening(apps[name]["command"], store)
+            except Failure as why:
+                raise Failure(f"{name}: {why}") from None
+        yield {name: port for name, (_, port) in procs.items()}
+    finally:
+        for proc, _ in procs.values():
+            stop(proc)
 
 
 @contextlib.contextmanager

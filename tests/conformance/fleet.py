@@ -6,12 +6,11 @@ other, whichever integration wrote it and whichever serves it."""
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from typing import Any
 
 import httpx
-from apps import Failure, client, listening, stop
+from apps import Failure, client, fleet_of
 
 # The default replayable headers (docs/RULES.md B14), as a client sees them.
 REPLAYABLE = [
@@ -33,22 +32,16 @@ def describe(part: tuple[int, list[tuple[str, list[str]]], bytes]) -> str:
 
 async def run_fleet(apps: dict[str, Any], names: list[str], store: str) -> dict[str, str | None]:
     """One cell per ordered pair source->target; None when it passed."""
-    procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     results: dict[str, str | None] = {}
     try:
-        for name in names:
-            try:
-                procs[name] = await listening(apps[name]["command"], store)
-            except Failure as why:
-                return {f"{a}->*": f"{name}: {why}" for a in names}
-        async with client() as http:
+        async with fleet_of(apps, names, store) as ports, client() as http:
             for source in names:
                 key = f"fleet-{uuid.uuid4().hex}"
                 body = f"made by {source} \u00e9".encode()
                 headers = {"Idempotency-Key": key, "Content-Type": "text/plain; charset=utf-8"}
 
                 def url(app: str) -> str:
-                    return f"http://127.0.0.1:{procs[app][1]}/headers?via=fleet"
+                    return f"http://127.0.0.1:{ports[app]}/headers?via=fleet"
 
                 original = await http.post(url(source), content=body, headers=headers)
                 expected = replayed_part(original)
@@ -72,7 +65,6 @@ async def run_fleet(apps: dict[str, Any], names: list[str], store: str) -> dict[
                 distinct = {describe(part) for part in replays.values()}
                 if len(distinct) > 1 and all(results.get(f"{source}->{t}") is None for t in replays):
                     results[f"{source}->*"] = f"the replays differ from each other: {sorted(distinct)}"
-    finally:
-        for proc, _ in procs.values():
-            stop(proc)
+    except Failure as why:
+        return {f"{a}->*": str(why) for a in names}
     return results

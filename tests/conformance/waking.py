@@ -24,7 +24,7 @@ import time
 import uuid
 from typing import Any
 
-from apps import Failure, Passed, listening, serving, stop
+from apps import Failure, Passed, fleet_of, serving
 
 # The p99 wake-up budget of the Rust fixture (issue 16): 50 ms on this machine; for the
 # others, whose own cost of answering 199 replays on one event loop or thread pool comes
@@ -115,32 +115,26 @@ async def run_wake_latency(app: str, command: list[str], store: str) -> str | No
 
 async def run_fleet_wait(apps: dict[str, Any], names: list[str], store: str) -> dict[str, str | None]:
     """One cell per source: its original, 10 waiters in each other integration."""
-    procs: dict[str, tuple[Any, int]] = {}
     results: dict[str, str | None] = {}
     try:
-        for name in names:
-            try:
-                procs[name] = await listening(apps[name]["command"], store)
-            except Failure as why:
-                return {f"{a}->*": f"{name}: {why}" for a in names}
-        for source in names:
-            key = f"fleet-wait-{uuid.uuid4().hex}"
-            targets = [t for t in names if t != source]
-            first = asyncio.create_task(post(procs[source][1], "/slow?ms=1200", key))
-            await asyncio.sleep(0.3)
-            waiters = await asyncio.gather(*(post(procs[t][1], "/slow?ms=1200", key, wait=5) for t in targets for _ in range(10)))
-            ended, status, headers, body = await first
-            cell = f"{source}->{','.join(targets)}"
-            try:
-                if status != 200 or "idempotency-replayed" in headers:
-                    raise Failure(f"the original through {source} answered {status} {body[:80]!r}")
-                ms = latencies(ended, list(waiters), body)
-                if percentile(ms, 0.99) > FLEET_WOKEN_MS:
-                    raise Failure(f"not woken by the store's events: {figures(ms)} (polled answers come ~850 ms late)")
-                results[cell] = Passed(f"{len(ms)} woken across processes: {figures(ms)}")
-            except Failure as why:
-                results[cell] = str(why)
-    finally:
-        for proc, _ in procs.values():
-            stop(proc)
+        async with fleet_of(apps, names, store) as ports:
+            for source in names:
+                key = f"fleet-wait-{uuid.uuid4().hex}"
+                targets = [t for t in names if t != source]
+                first = asyncio.create_task(post(ports[source], "/slow?ms=1200", key))
+                await asyncio.sleep(0.3)
+                waiters = await asyncio.gather(*(post(ports[t], "/slow?ms=1200", key, wait=5) for t in targets for _ in range(10)))
+                ended, status, headers, body = await first
+                cell = f"{source}->{','.join(targets)}"
+                try:
+                    if status != 200 or "idempotency-replayed" in headers:
+                        raise Failure(f"the original through {source} answered {status} {body[:80]!r}")
+                    ms = latencies(ended, list(waiters), body)
+                    if percentile(ms, 0.99) > FLEET_WOKEN_MS:
+                        raise Failure(f"not woken by the store's events: {figures(ms)} (polled answers come ~850 ms late)")
+                    results[cell] = Passed(f"{len(ms)} woken across processes: {figures(ms)}")
+                except Failure as why:
+                    results[cell] = str(why)
+    except Failure as why:
+        return {f"{a}->*": str(why) for a in names}
     return results

@@ -288,22 +288,10 @@ pub async fn b8_two_hundred_concurrent_duplicates_execute_once(store: Arc<dyn St
     let app = app(&store, |b| b);
     let addr = app.serve().await;
     let k = key("b8");
-    let client = http_client();
-    let barrier = Arc::new(tokio::sync::Barrier::new(200));
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let (client, barrier, k) = (client.clone(), barrier.clone(), k.clone());
-            tokio::spawn(async move {
-                let req = http_post(addr, "/slow?ms=200", &k, b"same");
-                barrier.wait().await;
-                Reply::read(client.request(req).await.expect("request")).await
-            })
-        })
-        .collect();
+    let replies = super::concurrent_posts(addr, "/slow?ms=200", &k, 200, &[]).await;
     let mut originals = 0;
     let mut body = None;
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         match r.status {
             StatusCode::OK => {
                 if !r.replayed() {

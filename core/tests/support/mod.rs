@@ -252,6 +252,37 @@ pub fn http_client() -> HttpClient {
         .build_http()
 }
 
+/// `n` identical keyed POSTs of `path` (with `headers`), let go at once over real HTTP,
+/// each on a connection of its own; their answers, in order.
+pub async fn concurrent_posts(
+    addr: SocketAddr,
+    path: &str,
+    key: &str,
+    n: usize,
+    headers: &[(&'static str, &'static str)],
+) -> Vec<Reply> {
+    let client = http_client();
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let mut req = http_post(addr, path, key, b"same");
+            for (name, value) in headers {
+                req.headers_mut().insert(*name, header::HeaderValue::from_static(value));
+            }
+            let (client, barrier) = (client.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                Reply::read(client.request(req).await.expect("request")).await
+            })
+        })
+        .collect();
+    let mut replies = Vec::with_capacity(n);
+    for t in tasks {
+        replies.push(t.await.expect("the request task"));
+    }
+    replies
+}
+
 /// A keyed POST for [`http_client`].
 pub fn http_post(addr: SocketAddr, path: &str, key: &str, body: &'static [u8]) -> Request<http_body_util::Full<Bytes>> {
     Request::post(format!("http://{addr}{path}"))

@@ -8,7 +8,7 @@ use http::StatusCode;
 use idempo::Store;
 
 use super::behaviour::{app, key};
-use super::{Reply, TestApp, http_client, http_post, post};
+use super::{Reply, TestApp, post};
 
 /// `path` with the key and a `Prefer: wait=N` (none for `None`).
 fn waiting(path: &str, key: &str, wait: Option<u64>) -> http::Request<axum::body::Body> {
@@ -31,24 +31,8 @@ pub async fn b20_two_hundred_waiting_duplicates_all_get_the_response(store: Arc<
     let app = app(&store, |b| b.lease_ttl(Duration::from_secs(10)));
     let addr = app.serve().await;
     let k = key("b20-200");
-    let client = http_client();
-    let barrier = Arc::new(tokio::sync::Barrier::new(200));
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let (client, barrier, k) = (client.clone(), barrier.clone(), k.clone());
-            tokio::spawn(async move {
-                // Long enough for 200 connections to be accepted and claimed on a loaded debug build.
-                let mut req = http_post(addr, "/slow?ms=2000", &k, b"same");
-                req.headers_mut().insert("prefer", "wait=5".parse().unwrap());
-                barrier.wait().await;
-                Reply::read(client.request(req).await.expect("request")).await
-            })
-        })
-        .collect();
-    let mut replies = Vec::new();
-    for t in tasks {
-        replies.push(t.await.unwrap());
-    }
+    // Long enough for 200 connections to be accepted and claimed on a loaded debug build.
+    let replies = super::concurrent_posts(addr, "/slow?ms=2000", &k, 200, &[("prefer", "wait=5")]).await;
     for r in &replies {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         assert_eq!(r.body, replies[0].body, "every answer is the original response");
