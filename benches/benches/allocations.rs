@@ -69,14 +69,16 @@ fn main() {
                     Body::from_stream(futures_util::stream::iter(chunks))
                 }),
             )
-            .layer(idem.layer());
+            .layer(idem.layer())
+            .with_state(());
         let fresh = |tag: &str| (0..REQUESTS).map(|i| Some(format!("{tag}-{i}"))).collect::<Vec<_>>();
         let echo_keys = fresh("echo");
         // The same app with no layer, and with a layer that does nothing but be one.
         let echo =
             || Router::new().route("/echo", post(|body: String| async move { (http::StatusCode::CREATED, body) }));
-        let bare = echo();
-        let noop = echo().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req));
+        // `with_state` as `axum::serve` does: handlers made services once, not per request.
+        let bare = echo().with_state(());
+        let noop = echo().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req)).with_state(());
         println!("{:<44} {:>8}", "request (tower layer, memory store)", "allocs");
         let rows = [
             ("bare app, no layer", per_request(&bare, "/echo", &vec![None; REQUESTS]).await),

@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p idempo-benches --bench tower`: criterion. With `TOWER_CALLS=variant:n`
 //! the binary instead sends `n` requests of one variant and exits, for counting
-//! instructions under callgrind (scripts/bench-tower.sh, which writes benches/README.md).
+//! instructions under callgrind (scripts/bench-tower.sh, which writes benches/README.md);
+//! `TOWER_CALLS=sha:n` hashes `n` SHA-256 blocks instead, to price one block.
 
 use std::hint::black_box;
 
@@ -22,12 +23,15 @@ const VARIANTS: [&str; 5] = ["bare", "noop", "passthrough", "replay", "first"];
 
 fn app(variant: &str) -> Router {
     let router = Router::new().route("/echo", post(|| async { "ok" }));
-    match variant {
+    let router = match variant {
         "bare" => router,
         // A layer that does nothing but be one: what any middleware costs in axum.
         "noop" => router.layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req)),
         _ => router.layer(Idempotency::builder(MemoryStore::new()).build().layer()),
-    }
+    };
+    // As `axum::serve` does (`into_make_service`): handlers become services once, not
+    // per request, so a layer is not rebuilt around each one for every request.
+    router.with_state(())
 }
 
 /// The `i`th request of `variant`: the same head for all, but for the key header's name.
@@ -48,6 +52,14 @@ async fn send(app: &Router, req: Request<Body>) {
 fn calls(spec: &str) {
     let (variant, n) = spec.split_once(':').expect("TOWER_CALLS=variant:n");
     let n: u64 = n.parse().expect("a count");
+    if variant == "sha" {
+        // Calibration: `n` SHA-256 blocks in one call, for the instructions one block costs
+        // (the same sha2 as idempo's; its portable code under callgrind).
+        use sha2::Digest;
+        let data = vec![0x5a_u8; 64 * n as usize];
+        black_box(sha2::Sha256::digest(black_box(&data)));
+        return;
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let app = app(variant);

@@ -156,7 +156,12 @@ impl Idempotency {
     /// when it is not covered. Bindings ask before converting headers, so requests that are
     /// not covered cost nothing more.
     pub fn covers(&self, method: &str) -> Option<&Method> {
-        self.shared.config.methods.iter().find(|m| m.as_str().eq_ignore_ascii_case(method))
+        let methods = &self.shared.config.methods;
+        // Methods nearly always come in their canonical (upper) case: an exact match first.
+        methods
+            .iter()
+            .find(|m| m.as_str() == method)
+            .or_else(|| methods.iter().find(|m| m.as_str().eq_ignore_ascii_case(method)))
     }
 
     /// B4 as data, for bindings that answer without a native call when they can: a covered
@@ -188,9 +193,37 @@ impl Idempotency {
     /// Look at a request's head (B1–B4, B7). `path` and `query` are raw, as received; an
     /// absolute-form path (`http://host/p`) counts as its origin form (B6).
     pub fn check<H: HeaderSource + ?Sized>(&self, method: &str, path: &[u8], query: &[u8], headers: &H) -> Check {
+        match self.covers(method) {
+            Some(method) => self.check_covered(method, || (path, query), headers),
+            None => Check::Bypass,
+        }
+    }
+
+    /// [`Idempotency::check`] for an `http` request head: the method compared as one (its
+    /// tag, for the standard methods) before its name is, the target split only for a
+    /// request with a key.
+    pub fn check_head<H: HeaderSource + ?Sized>(&self, method: &Method, uri: &http::Uri, headers: &H) -> Check {
+        let target = || (uri.path().as_bytes(), uri.query().unwrap_or("").as_bytes());
+        let methods = &self.shared.config.methods;
+        match methods.iter().find(|m| *m == method) {
+            Some(method) => self.check_covered(method, target, headers),
+            // Not one of them, unless spelled in another case ("post", B1).
+            None if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) => {
+                let (path, query) = target();
+                self.check(method.as_str(), path, query, headers)
+            }
+            None => Check::Bypass,
+        }
+    }
+
+    fn check_covered<'a, H: HeaderSource + ?Sized>(
+        &self,
+        method: &Method,
+        target: impl FnOnce() -> (&'a [u8], &'a [u8]),
+        headers: &H,
+    ) -> Check {
         let e = &self.shared;
         let cfg = &e.config;
-        let Some(method) = self.covers(method) else { return Check::Bypass };
         let key = match parse_key(headers.header_values(&cfg.header), cfg.key_rules) {
             Ok(Some(key)) => key,
             Ok(None) if cfg.required => {
@@ -222,6 +255,7 @@ impl Idempotency {
             return Check::Respond(too_large(e, &key));
         }
         // The configured spelling: `post` and `POST` are the same request (B1).
+        let (path, query) = target();
         let path = crate::target::origin_path(path);
         let mut fingerprint = cfg.fingerprint_key.start(method.as_str().as_bytes(), path, query);
         for name in &cfg.fingerprint_headers {
@@ -420,8 +454,11 @@ pub(crate) async fn claim(
     id: &RecordId,
     fingerprint: &Fingerprint,
 ) -> Result<Claim, StoreError> {
-    match e.held.get(id) {
-        Some(theirs) => Ok(Claim::InFlight { fingerprint: theirs, lease_left: e.config.lease_ttl * 2 / 3 }),
+    if let Some(theirs) = e.held.get(id) {
+        return Ok(Claim::InFlight { fingerprint: theirs, lease_left: e.config.lease_ttl * 2 / 3 });
+    }
+    match e.store.claim_in_process(owner, id, fingerprint, e.config.lease_ttl) {
+        Some(claim) => claim,
         None => e.store.claim_for(owner, id, fingerprint, e.config.lease_ttl).await,
     }
 }
@@ -459,7 +496,7 @@ pub(crate) fn settle(
             }
             Stats::inc(&e.stats.replayed);
             tracing::debug!(target: "idempo", outcome = "replayed", key = %key.redacted(), omitted = record.body.is_none());
-            Decision::Respond(replay(&e.config, record))
+            Decision::Respond(replay(&e.config, &record))
         }
         Err(err) => store_error_at_claim(e, key, &err),
     };
@@ -539,24 +576,42 @@ fn bodiless(status: StatusCode) -> bool {
     status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
 }
 
+/// A `Content-Length` value in one allocation of its exact size (`HeaderValue::from(usize)`
+/// takes two: a buffer, then a copy shrunk to fit).
+fn content_length_value(length: usize) -> HeaderValue {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = length;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Digits only: always a valid header value.
+    HeaderValue::from_bytes(&digits[at..]).unwrap_or(HeaderValue::from_static("0"))
+}
+
 /// Build the replay of a stored response (B12, B14).
-fn replay(cfg: &Config, record: Record) -> Response<Bytes> {
+fn replay(cfg: &Config, record: &Record) -> Response<Bytes> {
     let omitted = record.body.is_none();
-    let body = if bodiless(record.status) { Bytes::new() } else { record.body.unwrap_or_default() };
+    let body = if bodiless(record.status) { Bytes::new() } else { record.body.clone().unwrap_or_default() };
     let length = body.len();
     let mut res = Response::new(body);
     *res.status_mut() = record.status;
     let headers = res.headers_mut();
     headers.reserve(record.headers.len() + 3);
-    for (name, value) in record.headers {
+    for (name, value) in &record.headers {
         // Checked again on the way out: a record written by someone else replays only what
         // this process would have stored (`replay_headers` never holds NEVER_REPLAYED).
-        if cfg.replay_headers.contains(&name) {
-            headers.append(name, value);
+        if cfg.replay_headers.contains(name) {
+            headers.append(name.clone(), value.clone());
         }
     }
     if !bodiless(record.status) {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        headers.insert(header::CONTENT_LENGTH, content_length_value(length));
     }
     headers.insert(cfg.replayed_header.clone(), HeaderValue::from_static("true"));
     if omitted {
@@ -591,8 +646,15 @@ mod tests {
         let idem = Idempotency::builder(MemoryStore::new()).required(true).build();
         for method in ["post", "Post", "patch"] {
             assert!(matches!(idem.check(method, b"/", b"", none()), Check::Respond(_)), "{method} is covered");
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let uri = http::Uri::from_static("/");
+            assert!(matches!(idem.check_head(&method, &uri, none()), Check::Respond(_)), "{method} is covered");
         }
         assert!(matches!(idem.check("get", b"/", b"", none()), Check::Bypass));
+        for method in [Method::GET, Method::PUT, Method::from_bytes(b"get").unwrap()] {
+            let uri = http::Uri::from_static("/");
+            assert!(matches!(idem.check_head(&method, &uri, none()), Check::Bypass), "{method} is not");
+        }
         assert_eq!(idem.covers("pOsT"), Some(&Method::POST));
         // Passing uncovered methods through is not counted: only covered requests are.
         assert_eq!(idem.stats().bypassed, 0);
@@ -629,11 +691,11 @@ mod tests {
     fn b14_bodiless_replays_have_no_content_length() {
         let idem = Idempotency::builder(MemoryStore::new()).build();
         for status in [204, 304] {
-            let res = replay(idem.config(), record(status, &[("etag", "\"1\"")]));
+            let res = replay(idem.config(), &record(status, &[("etag", "\"1\"")]));
             assert!(res.headers().get(header::CONTENT_LENGTH).is_none(), "{status}");
             assert_eq!(res.headers()["idempotency-replayed"], "true");
         }
-        let res = replay(idem.config(), record(200, &[]));
+        let res = replay(idem.config(), &record(200, &[]));
         assert_eq!(res.headers()[header::CONTENT_LENGTH], "0");
     }
 
@@ -642,13 +704,13 @@ mod tests {
         let idem = Idempotency::builder(MemoryStore::new()).build();
         let res = replay(
             idem.config(),
-            record(200, &[("set-cookie", "s=1"), ("link", "<a>"), ("transfer-encoding", "chunked"), ("link", "<b>")]),
+            &record(200, &[("set-cookie", "s=1"), ("link", "<a>"), ("transfer-encoding", "chunked"), ("link", "<b>")]),
         );
         assert!(res.headers().get(header::SET_COOKIE).is_none());
         assert!(res.headers().get(header::TRANSFER_ENCODING).is_none());
         let links: Vec<_> = res.headers().get_all(header::LINK).iter().collect();
         assert_eq!(links, ["<a>", "<b>"], "repeated headers stay, in order");
-        let res = replay(idem.config(), record(200, &[("access-control-allow-origin", "*"), ("etag", "\"1\"")]));
+        let res = replay(idem.config(), &record(200, &[("access-control-allow-origin", "*"), ("etag", "\"1\"")]));
         assert!(res.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "not in replay_headers");
         assert_eq!(res.headers()[header::ETAG], "\"1\"");
     }
@@ -658,7 +720,7 @@ mod tests {
         let idem = Idempotency::builder(MemoryStore::new()).build();
         let mut rec = record(200, &[("content-encoding", "gzip"), ("content-type", "text/plain")]);
         rec.body = None;
-        let res = replay(idem.config(), rec);
+        let res = replay(idem.config(), &rec);
         assert!(res.headers().get(header::CONTENT_ENCODING).is_none());
         assert_eq!(res.headers()["idempotency-replay"], "omitted");
         assert_eq!(res.headers()["content-type"], "text/plain");

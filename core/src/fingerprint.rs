@@ -25,8 +25,21 @@ impl fmt::Debug for Fingerprint {
 
 /// The stored identity of a key: a hash of the length-prefixed pair (scope, key).
 /// Raw keys never reach a store: stores see only this.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RecordId(pub [u8; 32]);
+
+impl std::hash::Hash for RecordId {
+    // Its first 128 bits: already uniform (a SHA-256 output), and maps compare whole ids.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&self.0[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        state.write_u64(word(0));
+        state.write_u64(word(8));
+    }
+}
 
 impl RecordId {
     /// The identity of `key` within `scope` (`None`: the one global namespace).
@@ -42,8 +55,8 @@ impl RecordId {
                 h.update(s.as_bytes());
             }
         }
-        h.update((key.as_str().len() as u64).to_be_bytes());
-        h.update(key.as_str().as_bytes());
+        h.update((key.as_bytes().len() as u64).to_be_bytes());
+        h.update(key.as_bytes());
         RecordId(h.finalize().into())
     }
 
@@ -55,8 +68,8 @@ impl RecordId {
         h.update(IDENTITY_VERSION);
         h.update([2u8]);
         h.update(credential);
-        h.update((key.as_str().len() as u64).to_be_bytes());
-        h.update(key.as_str().as_bytes());
+        h.update((key.as_bytes().len() as u64).to_be_bytes());
+        h.update(key.as_bytes());
         RecordId(h.finalize().into())
     }
 

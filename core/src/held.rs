@@ -13,12 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::fingerprint::{Fingerprint, RecordId};
+use crate::id_hash::IdHash;
 use crate::wake::{Wakers, Watch};
 
 const SHARDS: usize = 64;
 
 pub(crate) struct Held {
-    shards: Box<[Mutex<HashMap<RecordId, Fingerprint>>]>,
+    shards: Box<[Mutex<HashMap<RecordId, Fingerprint, IdHash>>]>,
     /// Requests of this process waiting for a claim it holds (B20), woken when the claim's
     /// fate is settled: its record is then in the store (a store's own event may come
     /// before that, while this process still holds the id).
@@ -32,7 +33,7 @@ impl Default for Held {
 }
 
 impl Held {
-    fn shard(&self, id: &RecordId) -> MutexGuard<'_, HashMap<RecordId, Fingerprint>> {
+    fn shard(&self, id: &RecordId) -> MutexGuard<'_, HashMap<RecordId, Fingerprint, IdHash>> {
         // Record ids are hashes: any byte picks a shard evenly. A panic elsewhere while
         // the lock was held leaves a map that is still whole.
         self.shards[id.0[0] as usize % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)

@@ -7,19 +7,92 @@
 use std::fmt;
 
 /// A validated idempotency key: 1..=max printable ASCII characters, escapes removed.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Key(String);
+#[derive(Clone)]
+pub struct Key(Chars);
+
+/// Keys up to this long (UUIDs, ULIDs, Stripe's) are held without a heap allocation.
+const INLINE: usize = 64;
+
+#[derive(Clone)]
+enum Chars {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
 
 impl Key {
+    /// A key of printable ASCII characters, already checked.
+    fn from_ascii(chars: &[u8]) -> Key {
+        if chars.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..chars.len()].copy_from_slice(chars);
+            Key(Chars::Inline { len: chars.len() as u8, bytes })
+        } else {
+            // Checked printable ASCII by the parser, so never lossy.
+            Key(Chars::Heap(String::from_utf8_lossy(chars).into()))
+        }
+    }
+
+    /// The unescaped key's characters (ASCII), without a UTF-8 check.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Chars::Inline { len, bytes } => &bytes[..*len as usize],
+            Chars::Heap(s) => s.as_bytes(),
+        }
+    }
+
     /// The unescaped key.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Only ever filled from printable ASCII (`from_ascii`), so always UTF-8.
+            Chars::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default(),
+            Chars::Heap(s) => s,
+        }
     }
 
     /// A form safe for logs: the first few characters and the length, never the whole key.
-    pub fn redacted(&self) -> String {
-        let shown: String = self.0.chars().take(4).collect();
-        format!("{shown}…({})", self.0.len())
+    /// Nothing is formatted until a log line is written.
+    pub fn redacted(&self) -> Redacted {
+        let s = self.as_bytes();
+        let mut head = [0u8; 4];
+        let shown = s.len().min(4);
+        head[..shown].copy_from_slice(&s[..shown]);
+        Redacted { head, shown: shown as u8, len: s.len() }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+/// A key as logs show it: its first four characters and its length (`abcd…(36)`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Redacted {
+    head: [u8; 4],
+    shown: u8,
+    len: usize,
+}
+
+impl fmt::Display for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys are printable ASCII, so the head is too.
+        let head = std::str::from_utf8(&self.head[..self.shown as usize]).unwrap_or_default();
+        write!(f, "{head}…({})", self.len)
+    }
+}
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -114,18 +187,27 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 pub fn parse_value(raw: &[u8], rules: KeyRules) -> Result<Key, KeyError> {
     let v = trim_ows(raw);
     let key = if v.first() == Some(&b'"') { parse_sf_string(v)? } else { parse_bare(v, rules)? };
-    if key.is_empty() {
+    if key.as_bytes().is_empty() {
         return Err(KeyError::Empty);
     }
-    if key.len() > rules.max_len {
+    if key.as_bytes().len() > rules.max_len {
         return Err(KeyError::TooLong { max: rules.max_len });
     }
-    Ok(Key(key))
+    Ok(key)
 }
 
 /// RFC 9651 §4.2.5: a quoted string with `\"` and `\\` escapes over 0x20..=0x7E.
-fn parse_sf_string(v: &[u8]) -> Result<String, KeyError> {
-    let mut out = String::with_capacity(v.len());
+fn parse_sf_string(v: &[u8]) -> Result<Key, KeyError> {
+    // Unescaped characters are written over a copy in place: never more than were read.
+    let mut out = [0u8; INLINE + 2];
+    let mut heap = Vec::new();
+    let out: &mut [u8] = if v.len() <= out.len() {
+        &mut out[..]
+    } else {
+        heap.resize(v.len(), 0);
+        &mut heap[..]
+    };
+    let mut n = 0;
     let mut i = 1;
     loop {
         let Some(&c) = v.get(i) else {
@@ -135,19 +217,23 @@ fn parse_sf_string(v: &[u8]) -> Result<String, KeyError> {
         match c {
             b'\\' => match v.get(i) {
                 Some(&e @ (b'"' | b'\\')) => {
-                    out.push(e as char);
+                    out[n] = e;
+                    n += 1;
                     i += 1;
                 }
                 _ => return Err(KeyError::Syntax("only \\\" and \\\\ may be escaped")),
             },
             b'"' => break,
-            0x20..=0x7e => out.push(c as char),
+            0x20..=0x7e => {
+                out[n] = c;
+                n += 1;
+            }
             _ => return Err(KeyError::Syntax("only printable ASCII characters are allowed")),
         }
     }
     let rest = trim_ows(&v[i..]);
     match rest.first() {
-        None => Ok(out),
+        None => Ok(Key::from_ascii(&out[..n])),
         Some(b',') => Err(KeyError::List),
         Some(b';') => Err(KeyError::Syntax("parameters are not supported")),
         Some(_) => Err(KeyError::Syntax("unexpected characters after the closing quote")),
@@ -155,7 +241,7 @@ fn parse_sf_string(v: &[u8]) -> Result<String, KeyError> {
 }
 
 /// A bare key, as Stripe clients send it: the characters are the key itself.
-fn parse_bare(v: &[u8], rules: KeyRules) -> Result<String, KeyError> {
+fn parse_bare(v: &[u8], rules: KeyRules) -> Result<Key, KeyError> {
     if v.is_empty() {
         return Err(KeyError::Empty);
     }
@@ -171,8 +257,7 @@ fn parse_bare(v: &[u8], rules: KeyRules) -> Result<String, KeyError> {
             _ => return Err(KeyError::Syntax("only printable ASCII characters are allowed")),
         }
     }
-    // Every byte was checked to be ASCII above.
-    Ok(v.iter().map(|&b| b as char).collect())
+    Ok(Key::from_ascii(v))
 }
 
 #[cfg(test)]
@@ -241,5 +326,17 @@ mod tests {
     fn debug_never_prints_the_whole_key() {
         let k = one("secret-key-material").unwrap().unwrap();
         assert_eq!(format!("{k:?}"), "Key(secr…(19))");
+        assert_eq!(one("ab").unwrap().unwrap().redacted().to_string(), "ab…(2)");
+    }
+
+    #[test]
+    fn long_keys_and_escapes_past_the_inline_size() {
+        for n in [63, 64, 65, 200, 255] {
+            let bare = "k".repeat(n);
+            assert_eq!(one(&bare).unwrap().unwrap().as_str(), bare);
+            let quoted = format!("\"{}\\\"\"", "k".repeat(n - 1));
+            assert_eq!(one(&quoted).unwrap().unwrap().as_str(), format!("{}\"", "k".repeat(n - 1)));
+            assert_eq!(one(&quoted).unwrap(), one(&quoted).unwrap());
+        }
     }
 }

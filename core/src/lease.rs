@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 use crate::fingerprint::RecordId;
+use crate::key::Redacted;
 use crate::ready::{Now, now_or_later};
 use crate::record::Record;
 use crate::renewal::{Entry, Ticket};
@@ -45,7 +46,7 @@ pub struct Lease {
 /// What the lease and its renewals share.
 pub(crate) struct State {
     /// The key, redacted, for log lines.
-    key: String,
+    key: Redacted,
     /// Set once the lease is known to be taken over, so it is counted once.
     lost: AtomicBool,
     /// Set once the record is on its way: a renewal refused then is left to the completion
@@ -86,7 +87,7 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    pub(crate) fn start(shared: Arc<Shared>, id: RecordId, token: Token, key: String) -> Lease {
+    pub(crate) fn start(shared: Arc<Shared>, id: RecordId, token: Token, key: Redacted) -> Lease {
         let runtime = Handle::try_current().ok();
         let hold = Hold { shared: shared.clone(), id, ended: AtomicBool::new(false) };
         let state = Arc::new(State {
@@ -147,6 +148,18 @@ impl Lease {
         }
         // Renewal goes on until the record has landed or persisting gave up (B17).
         let renewal = self.renewal.take();
+        // A store that answers without I/O (memory) is done here: no future, no task.
+        let at_once = e.store.complete_in_process(&self.id, self.token, &record, e.config.ttl);
+        if let Some(Ok(done)) = at_once {
+            if done == Completion::LeaseLost {
+                lease_lost(&e, &self.state, self.state.key, "completion");
+            }
+            self.state.hold.end();
+            if let Some(ticket) = renewal {
+                e.renewals.remove(ticket);
+            }
+            return;
+        }
         let persisted = persist(e.clone(), self.id, self.token, record, self.state.clone());
         let state = self.state.clone();
         let job = async move {
@@ -197,10 +210,10 @@ impl Drop for Lease {
     }
 }
 
-fn lease_lost(e: &Shared, state: &State, key: &str, during: &str) {
+fn lease_lost(e: &Shared, state: &State, key: Redacted, during: &str) {
     if !state.lost.swap(true, Ordering::Relaxed) {
         Stats::inc(&e.stats.lease_lost);
-        tracing::warn!(target: "idempo", outcome = "lease-lost", key, during,
+        tracing::warn!(target: "idempo", outcome = "lease-lost", key = %key, during,
             "the lease on this key expired and was taken over; this holder's {during} was refused");
     }
 }
@@ -211,14 +224,14 @@ fn lease_lost(e: &Shared, state: &State, key: &str, during: &str) {
 pub(crate) async fn renew_once(e: &Arc<Shared>, entry: Entry, live: impl Fn() -> bool) -> bool {
     let cfg = &e.config;
     let Entry { id, token, state, started, .. } = entry;
-    let key = state.key.as_str();
+    let key = state.key;
     if started.elapsed() + cfg.lease_ttl > cfg.max_lease {
         if state.abandoned.load(Ordering::Relaxed) {
-            tracing::warn!(target: "idempo", key,
+            tracing::warn!(target: "idempo", key = %key,
                 "the response never finished: the key is released at max_lease, and a retry runs again");
             release(e.clone(), id, token, state.clone()).await;
         } else {
-            tracing::warn!(target: "idempo", key, "handler still running at max_lease: the claim is no longer renewed");
+            tracing::warn!(target: "idempo", key = %key, "handler still running at max_lease: the claim is no longer renewed");
         }
         return false;
     }
@@ -235,7 +248,7 @@ pub(crate) async fn renew_once(e: &Arc<Shared>, entry: Entry, live: impl Fn() ->
             Stats::inc(&e.stats.store_errors);
             static LOG: Throttle = Throttle::new();
             if let Some(suppressed) = LOG.admit() {
-                tracing::warn!(target: "idempo", key, error = %err, suppressed, "could not renew the claim; retrying");
+                tracing::warn!(target: "idempo", key = %key, error = %err, suppressed, "could not renew the claim; retrying");
             }
             true
         }
@@ -243,17 +256,17 @@ pub(crate) async fn renew_once(e: &Arc<Shared>, entry: Entry, live: impl Fn() ->
 }
 
 async fn release(e: Arc<Shared>, id: RecordId, token: Token, state: Arc<State>) {
-    let key = state.key.as_str();
+    let key = state.key;
     let released = e.store.release(&id, token).await;
     state.hold.end();
     match released {
-        Ok(Release::Released) => tracing::debug!(target: "idempo", outcome = "released", key),
+        Ok(Release::Released) => tracing::debug!(target: "idempo", outcome = "released", key = %key),
         Ok(Release::LeaseLost) => lease_lost(&e, &state, key, "release"),
         Err(err) => {
             Stats::inc(&e.stats.store_errors);
             static LOG: Throttle = Throttle::new();
             if let Some(suppressed) = LOG.admit() {
-                tracing::warn!(target: "idempo", key, error = %err, suppressed,
+                tracing::warn!(target: "idempo", key = %key, error = %err, suppressed,
                     "could not release the claim; it expires after lease_ttl");
             }
         }
@@ -261,7 +274,7 @@ async fn release(e: Arc<Shared>, id: RecordId, token: Token, state: Arc<State>) 
 }
 
 async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, state: Arc<State>) {
-    let key = state.key.as_str();
+    let key = state.key;
     let deadline = Instant::now() + e.config.persist_timeout;
     let mut backoff = Duration::from_millis(50);
     let mut failures = 0u32;
@@ -270,7 +283,7 @@ async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, sta
         let err = match attempt {
             Ok(Ok(Completion::Stored)) => {
                 if failures > 0 {
-                    tracing::info!(target: "idempo", key, failures, "response stored after retrying");
+                    tracing::info!(target: "idempo", key = %key, failures, "response stored after retrying");
                 }
                 return;
             }
@@ -282,7 +295,7 @@ async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, sta
         if failures == 1 {
             static LOG: Throttle = Throttle::new();
             if let Some(suppressed) = LOG.admit() {
-                tracing::warn!(target: "idempo", key, error = %err, suppressed,
+                tracing::warn!(target: "idempo", key = %key, error = %err, suppressed,
                     "could not store the response; retrying in the background");
             }
         }
@@ -290,7 +303,7 @@ async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, sta
             Stats::inc(&e.stats.store_errors);
             static LOG: Throttle = Throttle::new();
             if let Some(suppressed) = LOG.admit() {
-                tracing::error!(target: "idempo", key, error = %err, failures, suppressed,
+                tracing::error!(target: "idempo", key = %key, error = %err, failures, suppressed,
                     "gave up storing the response after persist_timeout: a retry will run the handler again once the lease expires");
             }
             return;

@@ -25,6 +25,7 @@ pub mod fingerprint;
 mod held;
 #[cfg(feature = "host")]
 pub mod host;
+mod id_hash;
 pub mod key;
 mod lease;
 #[cfg(feature = "log-bridge")]

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::fingerprint::RecordId;
+use crate::id_hash::IdHash;
 use crate::lease::{State, renew_once};
 use crate::shared::Shared;
 use crate::store::Token;
@@ -41,7 +42,7 @@ pub(crate) struct Entry {
 pub(crate) struct Ticket(u64);
 
 pub(crate) struct Renewals {
-    shards: Box<[Mutex<HashMap<u64, Entry>>]>,
+    shards: Box<[Mutex<HashMap<u64, Entry, IdHash>>]>,
     next: AtomicU64,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -61,7 +62,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Renewals {
-    fn shard(&self, ticket: u64) -> MutexGuard<'_, HashMap<u64, Entry>> {
+    fn shard(&self, ticket: u64) -> MutexGuard<'_, HashMap<u64, Entry, IdHash>> {
         lock(&self.shards[ticket as usize % SHARDS])
     }
 

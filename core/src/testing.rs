@@ -73,7 +73,7 @@ async fn expect_completed(store: &dyn Store, id: &RecordId, fp: &Fingerprint, re
     match store.claim(id, &fingerprint(0xEE), LONG).await {
         Ok(Claim::Completed { fingerprint, record: stored }) => {
             assert_eq!(&fingerprint, fp, "Completed must report the original fingerprint");
-            assert_eq!(&stored, record, "the stored record must come back unchanged");
+            assert_eq!(&*stored, record, "the stored record must come back unchanged");
         }
         other => panic!("expected Completed, got {other:?}"),
     }

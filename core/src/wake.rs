@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{OnceCell, mpsc, watch};
 
 use crate::fingerprint::RecordId;
+use crate::id_hash::IdHash;
 use crate::store::Claim;
 
 const SHARDS: usize = 16;
@@ -43,7 +44,7 @@ impl Slot {
 
 /// The ids waited on in this process, each with the waiters to wake.
 pub struct Wakers {
-    shards: Box<[Mutex<HashMap<RecordId, Slot>>]>,
+    shards: Box<[Mutex<HashMap<RecordId, Slot, IdHash>>]>,
     /// How many ids are watched: `wake` costs one load when none is.
     watched: AtomicUsize,
     /// Told of an id nobody waits on any more (to unsubscribe from its channel).
@@ -68,7 +69,7 @@ impl Wakers {
         Wakers { idle: Some(idle), ..Wakers::default() }
     }
 
-    fn shard(&self, id: &RecordId) -> MutexGuard<'_, HashMap<RecordId, Slot>> {
+    fn shard(&self, id: &RecordId) -> MutexGuard<'_, HashMap<RecordId, Slot, IdHash>> {
         // Record ids are hashes: any byte picks a shard evenly.
         self.shards[id.0[1] as usize % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
     }

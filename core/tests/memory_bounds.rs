@@ -46,7 +46,7 @@ fn stored(store: &MemoryStore, owner: Owner<'_>, id: &RecordId, body: usize) {
 /// What a claim of `id` finds now: the record's body length, "in flight" or "absent".
 fn found(store: &MemoryStore, owner: Owner<'_>, id: &RecordId) -> String {
     match store.claim_now_for(owner, id, &Fingerprint([1; 32]), LONG) {
-        Ok(Claim::Completed { record, .. }) => match record.body {
+        Ok(Claim::Completed { record, .. }) => match &record.body {
             Some(body) => format!("record of {} bytes", body.len()),
             None => "record without body".into(),
         },

@@ -99,7 +99,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             Claim::Completed { fingerprint, record: r },
                         ) => {
                             prop_assert_eq!(mfp, fingerprint);
-                            prop_assert_eq!(r, record(body));
+                            prop_assert_eq!(&*r, &record(body));
                         }
                         (expected, got) => prop_assert!(false, "claim: model {:?}, store {:?}", expected, got),
                     }

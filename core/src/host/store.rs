@@ -465,6 +465,28 @@ impl Store for ProcessStore {
         self.scrubbed(store.claim_for(owner, id, fingerprint, lease_ttl).await)
     }
 
+    fn claim_in_process(
+        &self,
+        owner: Owner<'_>,
+        id: &RecordId,
+        fingerprint: &Fingerprint,
+        lease_ttl: Duration,
+    ) -> Option<Result<Claim, StoreError>> {
+        let store = self.cell().get()?.store.clone();
+        Some(self.scrubbed(store.claim_in_process(owner, id, fingerprint, lease_ttl)?))
+    }
+
+    fn complete_in_process(
+        &self,
+        id: &RecordId,
+        token: Token,
+        record: &Record,
+        ttl: Duration,
+    ) -> Option<Result<Completion, StoreError>> {
+        let store = self.cell().get()?.store.clone();
+        Some(self.scrubbed(store.complete_in_process(id, token, record, ttl)?))
+    }
+
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
         let store = self.get().await?;
         self.scrubbed(store.renew(id, token, lease_ttl).await)

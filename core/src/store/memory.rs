@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use super::{Claim, Completion, LATE_COMPLETION, Owner, Release, Renewal, Store, StoreError, Token, Wakers, Watch};
 use crate::fingerprint::{Fingerprint, RecordId};
+use crate::id_hash::IdHash;
 use crate::record::Record;
 use crate::throttle::Throttle;
 
@@ -122,12 +123,13 @@ impl MemoryStoreBuilder {
     pub fn build(self) -> MemoryStore {
         let secret = RandomState::new();
         let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
-        let owners = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        let owners = (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect();
         MemoryStore {
             inner: Arc::new(Inner {
                 shards,
                 owners,
                 secret,
+                ids: IdHash::default(),
                 limits: self.limits,
                 entries: AtomicUsize::new(0),
                 bytes: AtomicUsize::new(0),
@@ -142,9 +144,11 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
     /// What each owner holds, sharded by owner tag. Locked only briefly, and only ever
     /// after (never before) a shard.
-    owners: Box<[Mutex<HashMap<u64, Usage>>]>,
-    /// The per-process secret keying the hash of record ids (shard and bucket) and owner tags.
+    owners: Box<[Mutex<HashMap<u64, Usage, IdHash>>]>,
+    /// The per-process secret keying the hash of owner tags (scope strings: SipHash).
     secret: RandomState,
+    /// Keyed hashing of record ids (shard and bucket), uniform already (id_hash.rs).
+    ids: IdHash,
     limits: MemoryLimits,
     entries: AtomicUsize,
     bytes: AtomicUsize,
@@ -291,7 +295,7 @@ impl MemoryStore {
     }
 
     fn slot(&self, id: &RecordId) -> Slot {
-        Slot { hash: self.inner.secret.hash_one(id), id: *id }
+        Slot { hash: self.inner.ids.hash_one(id), id: *id }
     }
 
     fn shard(&self, slot: &Slot) -> MutexGuard<'_, Shard> {
@@ -333,7 +337,7 @@ impl MemoryStore {
                                 Claim::InFlight { fingerprint: *fingerprint, lease_left: entry.expires - now }
                             }
                             State::Completed { fingerprint, record } => {
-                                Claim::Completed { fingerprint: *fingerprint, record: Record::clone(record) }
+                                Claim::Completed { fingerprint: *fingerprint, record: record.clone() }
                             }
                         });
                     }
@@ -512,7 +516,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
-    fn usage(&self, owner: u64) -> MutexGuard<'_, HashMap<u64, Usage>> {
+    fn usage(&self, owner: u64) -> MutexGuard<'_, HashMap<u64, Usage, IdHash>> {
         lock(&self.owners[(owner % SHARDS as u64) as usize])
     }
 
@@ -627,6 +631,26 @@ impl Store for MemoryStore {
         lease_ttl: Duration,
     ) -> Result<Claim, StoreError> {
         self.claim_now_for(owner, id, fingerprint, lease_ttl)
+    }
+
+    fn claim_in_process(
+        &self,
+        owner: Owner<'_>,
+        id: &RecordId,
+        fingerprint: &Fingerprint,
+        lease_ttl: Duration,
+    ) -> Option<Result<Claim, StoreError>> {
+        Some(self.claim_now_for(owner, id, fingerprint, lease_ttl))
+    }
+
+    fn complete_in_process(
+        &self,
+        id: &RecordId,
+        token: Token,
+        record: &Record,
+        ttl: Duration,
+    ) -> Option<Result<Completion, StoreError>> {
+        Some(Ok(self.complete_now(id, token, record, ttl)))
     }
 
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {

@@ -16,8 +16,10 @@ mod postgres_events;
 mod redis;
 #[cfg(feature = "redis")]
 mod redis_events;
+mod token_rng;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -74,7 +76,7 @@ impl Token {
     /// A random token. Tokens must be unique across processes sharing a store.
     pub fn random() -> Token {
         let mut b = [0u8; 16];
-        if getrandom::fill(&mut b).is_err() {
+        if token_rng::fill(&mut b).is_err() {
             // No OS randomness: fall back to time and a process-wide counter, still unique
             // within this process and very unlikely to collide across processes.
             return Token::fallback();
@@ -122,8 +124,9 @@ pub enum Claim {
     Claimed { token: Token },
     /// Another claim holds the id for `lease_left` more.
     InFlight { fingerprint: Fingerprint, lease_left: Duration },
-    /// A response is stored.
-    Completed { fingerprint: Fingerprint, record: Record },
+    /// A response is stored; shared, so a store that keeps records in memory hands out
+    /// the one it holds rather than a copy.
+    Completed { fingerprint: Fingerprint, record: Arc<Record> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +208,33 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Claim, StoreError> {
         let _ = owner;
         self.claim(id, fingerprint, lease_ttl).await
+    }
+
+    /// [`Store::claim_for`] answered at once, by a store that keeps its records in this
+    /// process and so never waits on I/O (the memory store). `None`, the default, means
+    /// only `claim_for` can answer. The engine asks this first: it spares such a store
+    /// the boxed future of an async call on every request.
+    fn claim_in_process(
+        &self,
+        owner: Owner<'_>,
+        id: &RecordId,
+        fingerprint: &Fingerprint,
+        lease_ttl: Duration,
+    ) -> Option<Result<Claim, StoreError>> {
+        let _ = (owner, id, fingerprint, lease_ttl);
+        None
+    }
+
+    /// [`Store::complete`] answered at once, as [`Store::claim_in_process`].
+    fn complete_in_process(
+        &self,
+        id: &RecordId,
+        token: Token,
+        record: &Record,
+        ttl: Duration,
+    ) -> Option<Result<Completion, StoreError>> {
+        let _ = (id, token, record, ttl);
+        None
     }
 
     /// Extend the claim held with `token` to `lease_ttl` from now. Like `complete` and

@@ -394,7 +394,7 @@ fn claim_from_row(row: &PgRow) -> Result<Option<Claim>, StoreError> {
         .map(Fingerprint)
         .map_err(|_| StoreError::Corrupt(DecodeError("the stored fingerprint is not 32 bytes")))?;
     if let Some(record) = column::<Option<Vec<u8>>>(row, "record")? {
-        return Ok(Some(Claim::Completed { fingerprint, record: Record::decode(&record)? }));
+        return Ok(Some(Claim::Completed { fingerprint, record: Arc::new(Record::decode(&record)?) }));
     }
     if column::<Option<bool>>(row, "in_flight")? == Some(true) {
         let left = column::<Option<i64>>(row, "left_ms")?.unwrap_or(1).max(1);

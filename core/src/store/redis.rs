@@ -358,7 +358,7 @@ impl Store for RedisStore {
             [Value::Int(2), fp, record] => {
                 let bytes =
                     bytes_of(record).ok_or(StoreError::Corrupt(DecodeError("the stored record is not bytes")))?;
-                Ok(Claim::Completed { fingerprint: fingerprint_of(fp)?, record: Record::decode(bytes)? })
+                Ok(Claim::Completed { fingerprint: fingerprint_of(fp)?, record: Arc::new(Record::decode(bytes)?) })
             }
             [Value::Int(3)] => Err(StoreError::Corrupt(DecodeError("the Redis key is not an idempo record"))),
             _ => Err(unexpected(&reply)),

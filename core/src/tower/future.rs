@@ -15,9 +15,9 @@ use http::Response;
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use super::response_body::ResponseBody;
+use super::body::HttpBody;
 
-pub(crate) type BoxResponseFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+pub(crate) type BoxResponseFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 /// Where an unfinished keyed future goes when its caller drops it (a task, see service.rs).
 pub(crate) type Rescue<B, E> = fn(BoxResponseFuture<B, E>);
@@ -43,10 +43,11 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, B: Body, E> {
-        // Not covered: the inner future as it is, no allocation.
+        // Not covered: the inner future as it is, its response unchanged.
         Passthrough { #[pin] fut: F },
-        // Refused from the head alone (a 400 problem).
-        Ready { res: Option<Response<Bytes>> },
+        // Refused from the head alone (a 400 problem); boxed, so that this rare answer does
+        // not make every response future the size of a response.
+        Ready { res: Option<Box<Response<Bytes>>> },
         // Keyed: buffering, claiming and running the handler; `None` once it answered.
         Idempotent { fut: Option<BoxResponseFuture<B, E>>, rescue: Rescue<B, E> },
     }
@@ -58,7 +59,7 @@ impl<F, B: Body, E> ResponseFuture<F, B, E> {
     }
 
     pub(crate) fn ready(res: Response<Bytes>) -> Self {
-        ResponseFuture { kind: Kind::Ready { res: Some(res) } }
+        ResponseFuture { kind: Kind::Ready { res: Some(Box::new(res)) } }
     }
 
     pub(crate) fn idempotent(fut: BoxResponseFuture<B, E>, rescue: Rescue<B, E>) -> Self {
@@ -69,18 +70,16 @@ impl<F, B: Body, E> ResponseFuture<F, B, E> {
 impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Body,
+    B: HttpBody,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<B>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Passthrough { fut } => {
-                let res = ready!(fut.poll(cx))?;
-                Poll::Ready(Ok(res.map(ResponseBody::passthrough)))
-            }
+            KindProj::Passthrough { fut } => fut.poll(cx),
             KindProj::Ready { res } => match res.take() {
-                Some(res) => Poll::Ready(Ok(res.map(ResponseBody::full))),
+                Some(res) => Poll::Ready(Ok((*res).map(B::from_bytes))),
                 None => panic!("ResponseFuture polled after completion"),
             },
             KindProj::Idempotent { fut, .. } => match fut {

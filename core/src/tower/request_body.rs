@@ -1,65 +1,9 @@
-//! The request body the inner service sees (B7), and how a keyed request's body is read.
+//! How a keyed request's body is read (B7), or drained when it is refused.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
-use pin_project_lite::pin_project;
-
-pin_project! {
-    /// The request body handed to the inner service: the original stream for a request
-    /// that is not covered, or the buffered bytes of a keyed request, unchanged.
-    pub struct RequestBody<B> {
-        #[pin]
-        kind: Kind<B>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
-        Inner { #[pin] body: B },
-        Buffered { body: Full<Bytes> },
-    }
-}
-
-impl<B> RequestBody<B> {
-    pub(crate) fn inner(body: B) -> Self {
-        RequestBody { kind: Kind::Inner { body } }
-    }
-
-    pub(crate) fn buffered(data: Bytes) -> Self {
-        RequestBody { kind: Kind::Buffered { body: Full::new(data) } }
-    }
-}
-
-impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Buffered { body } => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
-            Kind::Buffered { body } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Inner { body } => body.size_hint(),
-            Kind::Buffered { body } => body.size_hint(),
-        }
-    }
-}
+use http_body::Body;
 
 /// Why a request body could not be buffered.
 pub(crate) enum ReadError<B> {

@@ -12,7 +12,6 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 use crate::host::Recorder;
@@ -23,9 +22,9 @@ type StoreWrite = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(crate) type Rescue<B> = fn(Box<Recording<B>>);
 
 pin_project! {
-    /// The response body: the inner service's, passed through or recorded while it
-    /// streams; a response recorded whole before it was handed back; or an answer made by
-    /// the engine (a replay or a problem).
+    /// A response body being recorded while it streams, or the frames of one recorded
+    /// whole (several, or with trailers) before it was handed back. The layer hands it on
+    /// inside the service's own body type ([`HttpBody::from_body`](super::HttpBody)).
     pub struct ResponseBody<B: Body> {
         #[pin]
         kind: Kind<B>,
@@ -46,11 +45,9 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<B: Body> {
-        Passthrough { #[pin] body: B },
         // `None` only while it is being dropped.
         Recording { rec: Option<Box<Recording<B>>> },
         Collected { frames: VecDeque<Frame<Bytes>> },
-        Full { body: Full<Bytes> },
     }
 }
 
@@ -224,10 +221,6 @@ impl<B: Body<Data = Bytes>> Recording<B> {
 }
 
 impl<B: Body> ResponseBody<B> {
-    pub(crate) fn passthrough(body: B) -> Self {
-        ResponseBody { kind: Kind::Passthrough { body } }
-    }
-
     pub(crate) fn recording(
         body: Pin<Box<B>>,
         rec: Recorder,
@@ -243,21 +236,8 @@ impl<B: Body> ResponseBody<B> {
         ResponseBody { kind: Kind::Recording { rec: Some(rec) } }
     }
 
-    /// The recording inside, if this body is one that has not stored its record yet.
-    pub(crate) fn into_unfinished(self) -> Option<Box<Recording<B>>> {
-        let mut body = std::pin::pin!(self);
-        match body.as_mut().project().kind.project() {
-            KindProj::Recording { rec } => rec.take().filter(|r| r.unfinished()),
-            _ => None,
-        }
-    }
-
     pub(crate) fn collected(frames: VecDeque<Frame<Bytes>>) -> Self {
         ResponseBody { kind: Kind::Collected { frames } }
-    }
-
-    pub(crate) fn full(data: Bytes) -> Self {
-        ResponseBody { kind: Kind::Full { body: Full::new(data) } }
     }
 }
 
@@ -267,8 +247,6 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
-            KindProj::Passthrough { body } => body.poll_frame(cx),
-            KindProj::Full { body } => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
             KindProj::Collected { frames } => Poll::Ready(frames.pop_front().map(Ok)),
             KindProj::Recording { rec } => match rec {
                 Some(rec) => rec.poll_frame(cx),
@@ -279,8 +257,6 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Passthrough { body } => body.is_end_stream(),
-            Kind::Full { body } => body.is_end_stream(),
             Kind::Collected { frames } => frames.is_empty(),
             Kind::Recording { rec } => rec.as_ref().is_none_or(|r| r.is_end_stream()),
         }
@@ -288,8 +264,6 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Passthrough { body } => body.size_hint(),
-            Kind::Full { body } => body.size_hint(),
             Kind::Collected { frames } => {
                 SizeHint::with_exact(frames.iter().filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum())
             }

@@ -7,9 +7,10 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 
+use super::body::HttpBody;
 use super::future::{BoxResponseFuture, ResponseFuture};
 use super::layer::ScopeRule;
-use super::request_body::{ReadError, RequestBody, drain, read_body};
+use super::request_body::{ReadError, drain, read_body};
 use super::response_body::{Collected, End, Recording, ResponseBody, collect_ready};
 use crate::engine::{Check, Decision, Idempotency};
 use crate::host::{DRAIN_LIMIT, Recorder};
@@ -17,20 +18,17 @@ use crate::host::{DRAIN_LIMIT, Recorder};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A keyed request's work, dropped unfinished by its caller (a client gone, an outer
-/// timeout): driven to its end by a task, its response recorded (B11).
+/// timeout): driven to its end by a task, its response recorded (B11). A response still
+/// being recorded when the work ends is dropped here, unread, and its body hands the rest
+/// of the recording to a task of its own (`rescue_recording`).
 fn rescue_future<B, E>(fut: BoxResponseFuture<B, E>)
 where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Send,
+    B: Send + 'static,
     E: Send + 'static,
 {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(RESCUED.scope((), async move {
-            if let Ok(res) = fut.await
-                && let Some(rec) = res.into_body().into_unfinished()
-            {
-                rec.finish_unattended().await;
-            }
+            drop(fut.await);
         }));
     }
 }
@@ -57,6 +55,20 @@ where
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(rec.finish_unattended());
     }
+}
+
+/// A response read whole before it was handed back: one body of its bytes when it is one
+/// chunk (the usual answer), its frames as they came otherwise (several, or trailers).
+fn collected_body<B>(mut frames: std::collections::VecDeque<http_body::Frame<Bytes>>) -> B
+where
+    B: HttpBody,
+    B::Error: Into<BoxError> + Send,
+{
+    if frames.len() <= 1 && frames.front().is_none_or(http_body::Frame::is_data) {
+        let data = frames.pop_front().and_then(|f| f.into_data().ok()).unwrap_or_default();
+        return B::from_bytes(data);
+    }
+    B::from_body(ResponseBody::<B>::collected(frames))
 }
 
 /// Idempotency over an inner HTTP service; made by [`IdempotencyLayer`](super::IdempotencyLayer).
@@ -89,15 +101,15 @@ impl<S> IdempotencyService<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IdempotencyService<S>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ReqBody: HttpBody,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Send,
+    ResBody: HttpBody,
+    ResBody::Error: Into<BoxError> + Send,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -106,22 +118,18 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let (parts, body) = req.into_parts();
-        let path = parts.uri.path().as_bytes();
-        let query = parts.uri.query().unwrap_or("").as_bytes();
-        let mut pending = match self.idem.check(parts.method.as_str(), path, query, &parts.headers) {
-            Check::Bypass => {
-                return ResponseFuture::passthrough(
-                    self.inner.call(Request::from_parts(parts, RequestBody::inner(body))),
-                );
-            }
+        let check = self.idem.check_head(req.method(), req.uri(), req.headers());
+        let mut pending = match check {
+            // A request that is not covered goes on as it came, not even taken apart.
+            Check::Bypass => return ResponseFuture::passthrough(self.inner.call(req)),
             // A 413 is answered after reading what is left of a modest body, so the client,
             // still sending, can read the answer before the connection closes.
             Check::Respond(res) if res.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                let body = req.into_body();
                 return ResponseFuture::idempotent(
                     Box::pin(async move {
                         drain(body, DRAIN_LIMIT).await;
-                        Ok(res.map(ResponseBody::full))
+                        Ok(res.map(ResBody::from_bytes))
                     }),
                     rescue_future,
                 );
@@ -129,6 +137,7 @@ where
             Check::Respond(res) => return ResponseFuture::ready(res),
             Check::Proceed(pending) => pending,
         };
+        let (parts, body) = req.into_parts();
         match &self.scope {
             ScopeRule::Default => {}
             ScopeRule::Fn(scope) => pending.set_scope(scope(&parts)),
@@ -143,22 +152,21 @@ where
                     Ok(bytes) => bytes,
                     Err(ReadError::TooLarge(rest)) => {
                         drain(rest, DRAIN_LIMIT).await;
-                        return Ok(pending.too_large().map(ResponseBody::full));
+                        return Ok(pending.too_large().map(ResBody::from_bytes));
                     }
-                    Err(ReadError::Failed(reason)) => return Ok(pending.unreadable(&reason).map(ResponseBody::full)),
+                    Err(ReadError::Failed(reason)) => return Ok(pending.unreadable(&reason).map(ResBody::from_bytes)),
                 };
                 let lease = match pending.begin_until(&bytes, caller_gone()).await {
-                    Decision::Respond(res) => return Ok(res.map(ResponseBody::full)),
+                    Decision::Respond(res) => return Ok(res.map(ResBody::from_bytes)),
                     Decision::Bypass => {
-                        let res = inner.call(Request::from_parts(parts, RequestBody::buffered(bytes))).await?;
-                        return Ok(res.map(ResponseBody::passthrough));
+                        return inner.call(Request::from_parts(parts, ReqBody::from_bytes(bytes))).await;
                     }
                     Decision::Execute(lease) => lease,
                 };
                 let mut rec = Recorder::new(lease);
                 // An error or a panic in the handler releases the key before it propagates, so
                 // the client's retry (after its 500) runs again rather than meeting a 409.
-                let call = inner.call(Request::from_parts(parts, RequestBody::buffered(bytes)));
+                let call = inner.call(Request::from_parts(parts, ReqBody::from_bytes(bytes)));
                 let res = match AssertUnwindSafe(call).catch_unwind().await {
                     Ok(Ok(res)) => res,
                     Ok(Err(e)) => {
@@ -184,7 +192,7 @@ where
                     if let Some(write) = rec.finish() {
                         write.await;
                     }
-                    return Ok(Response::from_parts(parts, ResponseBody::passthrough(body)));
+                    return Ok(Response::from_parts(parts, body));
                 }
                 rec.start(parts.status, &parts.headers, body.size_hint().exact());
                 let mut body = Box::pin(body);
@@ -195,16 +203,14 @@ where
                     End::Ended => frames,
                     end => {
                         let collected = Collected { frames, end };
-                        return Ok(Response::from_parts(
-                            parts,
-                            ResponseBody::recording(body, rec, collected, rescue_recording),
-                        ));
+                        let recording = ResponseBody::recording(body, rec, collected, rescue_recording);
+                        return Ok(Response::from_parts(parts, ResBody::from_body(recording)));
                     }
                 };
                 if let Some(write) = rec.finish() {
                     write.await;
                 }
-                Ok(Response::from_parts(parts, ResponseBody::collected(frames)))
+                Ok(Response::from_parts(parts, collected_body(frames)))
             }),
             rescue_future,
         )
