@@ -406,14 +406,23 @@ impl Pending {
     /// resolves, a wait for an in-flight duplicate stops (with a 409 nobody reads) and its
     /// place among `max_waiters` is free. Store operations under way are finished first.
     pub async fn begin_until<G: Future<Output = ()>>(self, body: &[u8], gone: G) -> Decision {
+        match self.begin_now(body) {
+            Begun::Decided(decision) => decision,
+            Begun::Claiming(claiming) => claiming.finish(gone).await,
+        }
+    }
+
+    /// [`Pending::begin`] as far as it goes without waiting: the decision when the store
+    /// answers in this process (the memory store) or the claim is this process's own,
+    /// else what is left to await ([`Claiming::finish`]). A binding answers the first kind
+    /// directly, with no future, task or Promise at all.
+    pub fn begin_now(self, body: &[u8]) -> Begun {
         let Pending { shared: e, key, fingerprint, credential, cookie, scope, prefer, .. } = self;
         let fingerprint = fingerprint.finish(body);
-        let (id, owner) = match (&scope, &credential) {
-            (Scope::Named(s), _) => (RecordId::new(Some(s), &key), Owner::Scope(s)),
-            (Scope::Global, _) => (RecordId::new(None, &key), Owner::Global),
-            (Scope::Default, Some(credential)) => {
-                (RecordId::of_credential(credential, &key), Owner::Credential(credential))
-            }
+        let id = match (&scope, &credential) {
+            (Scope::Named(s), _) => RecordId::new(Some(s), &key),
+            (Scope::Global, _) => RecordId::new(None, &key),
+            (Scope::Default, Some(credential)) => RecordId::of_credential(credential, &key),
             (Scope::Default, None) => {
                 if cookie && !SCOPE_WARNED.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -424,23 +433,100 @@ impl Pending {
                          identity."
                     );
                 }
-                (RecordId::new(None, &key), Owner::Global)
+                RecordId::new(None, &key)
             }
         };
-        let claim = claim(&e, owner, &id, &fingerprint).await;
-        let lease_left = match settle(&e, &key, id, fingerprint, claim) {
-            Settled::Decided(decision) => return decision,
-            Settled::InFlight { lease_left } => lease_left,
-        };
-        let wait = match prefer {
-            Some(secs) => Duration::from_secs(secs).min(e.config.max_wait),
-            None => e.config.wait,
-        };
-        if wait.is_zero() {
-            return Decision::Respond(in_use(&e, &key, lease_left, None));
+        let mut claiming = Claiming { e, key, id, fingerprint, scope, credential, prefer, in_flight: None };
+        let held = claiming.e.held.get(&id).map(|theirs| Ok(in_flight_here(&claiming.e, theirs)));
+        let claim = held.or_else(|| {
+            let owner = owner_of(&claiming.scope, &claiming.credential);
+            claiming.e.store.claim_in_process(owner, &id, &fingerprint, claiming.e.config.lease_ttl)
+        });
+        let Some(claim) = claim else { return Begun::Claiming(claiming) };
+        match settle(&claiming.e, &claiming.key, id, fingerprint, claim) {
+            Settled::Decided(decision) => Begun::Decided(decision),
+            Settled::InFlight { lease_left } => match claiming.wait() {
+                None => Begun::Decided(Decision::Respond(in_use(&claiming.e, &claiming.key, lease_left, None))),
+                Some(_) => {
+                    claiming.in_flight = Some(lease_left);
+                    Begun::Claiming(claiming)
+                }
+            },
         }
-        let applied = prefer.map(|_| wait);
-        let waiter = crate::waiting::Waiter { e: &e, key: &key, owner, id, fingerprint, applied };
+    }
+}
+
+/// What [`Pending::begin_now`] came to.
+#[derive(Debug)]
+pub enum Begun {
+    Decided(Decision),
+    /// The store must be asked over the network, or the request waits for an in-flight
+    /// duplicate (B20).
+    Claiming(Claiming),
+}
+
+/// A claim to finish by awaiting the store, or the original it waits for.
+pub struct Claiming {
+    e: Arc<Shared>,
+    key: Key,
+    id: RecordId,
+    fingerprint: Fingerprint,
+    scope: Scope,
+    credential: Option<[u8; 32]>,
+    prefer: Option<u64>,
+    /// Already seen in flight, with this much of its lease left: only the wait is left.
+    in_flight: Option<Duration>,
+}
+
+impl std::fmt::Debug for Claiming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claiming").field("key", &self.key).field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// The namespace a claim is made in, for the store (B5, B21).
+fn owner_of<'a>(scope: &'a Scope, credential: &'a Option<[u8; 32]>) -> Owner<'a> {
+    match (scope, credential) {
+        (Scope::Named(s), _) => Owner::Scope(s),
+        (Scope::Global, _) => Owner::Global,
+        (Scope::Default, Some(credential)) => Owner::Credential(credential),
+        (Scope::Default, None) => Owner::Global,
+    }
+}
+
+/// A duplicate of a request this process is running: in flight, with most of its lease.
+fn in_flight_here(e: &Shared, theirs: Fingerprint) -> Claim {
+    Claim::InFlight { fingerprint: theirs, lease_left: e.config.lease_ttl * 2 / 3 }
+}
+
+impl Claiming {
+    /// How long this request waits for an in-flight duplicate (B20), if at all.
+    fn wait(&self) -> Option<Duration> {
+        let wait = match self.prefer {
+            Some(secs) => Duration::from_secs(secs).min(self.e.config.max_wait),
+            None => self.e.config.wait,
+        };
+        (!wait.is_zero()).then_some(wait)
+    }
+
+    /// Claim the key through the store, and wait for an in-flight duplicate where B20 says
+    /// so, until `gone` resolves (see [`Pending::begin_until`]).
+    pub async fn finish<G: Future<Output = ()>>(self, gone: G) -> Decision {
+        let Claiming { e, key, id, fingerprint, .. } = &self;
+        let owner = owner_of(&self.scope, &self.credential);
+        let lease_left = match self.in_flight {
+            Some(lease_left) => lease_left,
+            None => {
+                let claim = claim(e, owner, id, fingerprint).await;
+                match settle(e, key, *id, *fingerprint, claim) {
+                    Settled::Decided(decision) => return decision,
+                    Settled::InFlight { lease_left } => lease_left,
+                }
+            }
+        };
+        let Some(wait) = self.wait() else { return Decision::Respond(in_use(e, key, lease_left, None)) };
+        let applied = self.prefer.map(|_| wait);
+        let waiter = crate::waiting::Waiter { e, key, owner, id: *id, fingerprint: *fingerprint, applied };
         waiter.wait(wait, lease_left, std::pin::pin!(gone)).await
     }
 }
@@ -455,7 +541,7 @@ pub(crate) async fn claim(
     fingerprint: &Fingerprint,
 ) -> Result<Claim, StoreError> {
     if let Some(theirs) = e.held.get(id) {
-        return Ok(Claim::InFlight { fingerprint: theirs, lease_left: e.config.lease_ttl * 2 / 3 });
+        return Ok(in_flight_here(e, theirs));
     }
     match e.store.claim_in_process(owner, id, fingerprint, e.config.lease_ttl) {
         Some(claim) => claim,

@@ -48,7 +48,7 @@ mod waiting;
 pub mod wake;
 
 pub use config::{Builder, Config, ConfigError, OnStoreError};
-pub use engine::{Check, Decision, HeaderSource, Idempotency, Pending};
+pub use engine::{Begun, Check, Claiming, Decision, HeaderSource, Idempotency, Pending};
 pub use lease::Lease;
 pub use stats::StatsSnapshot;
 pub use store::{Claim, Completion, MemoryStore, Owner, Release, Renewal, Store, StoreError, Token};

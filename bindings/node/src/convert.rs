@@ -3,19 +3,20 @@
 use bytes::Bytes;
 use idempo::host::Value;
 use idempo::host::text::string_of;
-use napi::bindgen_prelude::{Array, Buffer, JsValue, Null, Object, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{Array, Buffer, JsValue, Null, Object, ToNapiValue, TypeName, Unknown};
 use napi::{Env, ValueType};
 use napi_derive::napi;
 
 use crate::error::{Result, config, napi};
 
 /// A response made by the engine (a replay or a problem).
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct Reply {
     pub status: u32,
     /// `[name, value, name, value, …]`; a repeated header appears once per value.
     pub headers: Vec<String>,
-    pub body: Buffer,
+    #[napi(ts_type = "Buffer")]
+    pub body: Copied,
 }
 
 pub fn reply(res: http::Response<Bytes>) -> Reply {
@@ -24,7 +25,37 @@ pub fn reply(res: http::Response<Bytes>) -> Reply {
         headers.push(n.as_str().to_owned());
         headers.push(string_of(v.as_bytes()).into_owned());
     }
-    Reply { status: u32::from(res.status().as_u16()), headers, body: Buffer::from(res.body().to_vec()) }
+    Reply { status: u32::from(res.status().as_u16()), headers, body: Copied(res.into_body()) }
+}
+
+/// Bytes handed to JavaScript as a Buffer of their own, copied once into it: cheaper than
+/// an external Buffer, whose finalizer Node must track and run for every reply.
+pub struct Copied(pub Bytes);
+
+impl TypeName for Copied {
+    fn type_name() -> &'static str {
+        "Buffer"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for Copied {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> napi::Result<napi::sys::napi_value> {
+        let mut data = std::ptr::null_mut();
+        let mut buffer = std::ptr::null_mut();
+        // SAFETY: `val.0` is valid for its length during the call, which copies it.
+        let status = unsafe {
+            napi::sys::napi_create_buffer_copy(env, val.0.len(), val.0.as_ptr().cast(), &mut data, &mut buffer)
+        };
+        if status == napi::sys::Status::napi_ok {
+            Ok(buffer)
+        } else {
+            Err(napi::Error::new(napi::Status::from(status), "a reply's body could not be copied into a Buffer"))
+        }
+    }
 }
 
 /// An option value; `name` only names it in an error.

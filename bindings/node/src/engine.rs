@@ -3,16 +3,15 @@
 //! (`idempo::host`). Every export catches panics, so a bug is a JavaScript exception, not
 //! an aborted process.
 
-use bytes::Bytes;
 use http::HeaderName;
 use idempo::host::{self, Dialect, Now, Recorder, now_or_later, text::bytes_of};
-use idempo::{Check, Decision, Idempotency};
+use idempo::{Begun, Check, Decision, Idempotency};
 use napi::Env;
 use napi::bindgen_prelude::{Buffer, Either, Either3, Null, Object, PromiseRaw, ToNapiValue};
 use napi_derive::napi;
 
 use crate::convert::{Reply, object, options, reply};
-use crate::error::{Result, config, config_error, napi, state};
+use crate::error::{Result, config, config_error, state};
 use crate::store::NativeStore;
 
 /// The idempotency engine over a store, with the options its user set.
@@ -104,6 +103,14 @@ pub struct Pending {
 /// What claiming a key decided: a lease, a reply, or `null` (run unprotected).
 type Decided = Either3<Lease, Reply, Null>;
 
+fn decided(decision: Decision) -> Decided {
+    match decision {
+        Decision::Bypass => Either3::C(Null),
+        Decision::Respond(res) => Either3::B(reply(res)),
+        Decision::Execute(lease) => Either3::A(Lease { rec: Recorder::new(lease) }),
+    }
+}
+
 /// Run `fut`: its value at once if the store answered on the first poll (memory), else a
 /// Promise settled from the runtime.
 fn settle<'env, T, F>(env: &'env Env, fut: F) -> Result<Either<T, PromiseRaw<'env, T>>>
@@ -113,7 +120,7 @@ where
 {
     match napi::bindgen_prelude::within_runtime_if_available(|| now_or_later(fut)) {
         Now::Ready(v) => Ok(Either::A(v)),
-        Now::Later(fut) => env.spawn_future(async move { Ok(fut.await) }).map(Either::B).map_err(napi),
+        Now::Later(fut) => crate::completions::spawn(env, fut).map(Either::B),
     }
 }
 
@@ -187,15 +194,15 @@ impl Pending {
     #[napi(catch_unwind, ts_return_type = "Lease | Reply | null | Promise<Lease | Reply | null>")]
     pub fn begin<'env>(&mut self, env: &'env Env, body: Buffer) -> Result<Either<Decided, PromiseRaw<'env, Decided>>> {
         let pending = self.take()?;
-        let body = Bytes::copy_from_slice(&body);
-        let left = self.gone.left();
-        settle(env, async move {
-            match pending.begin_until(&body, left).await {
-                Decision::Bypass => Either3::C(Null),
-                Decision::Respond(res) => Either3::B(reply(res)),
-                Decision::Execute(lease) => Either3::A(Lease { rec: Recorder::new(lease) }),
+        // Decided here when the store answers in this process (memory): no future at all.
+        match napi::bindgen_prelude::within_runtime_if_available(|| pending.begin_now(&body)) {
+            Begun::Decided(decision) => Ok(Either::A(decided(decision))),
+            Begun::Claiming(claiming) => {
+                let left = self.gone.left();
+                let fut = async move { decided(claiming.finish(left).await) };
+                crate::completions::spawn(env, fut).map(Either::B)
             }
-        })
+        }
     }
 }
 

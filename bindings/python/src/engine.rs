@@ -1,18 +1,17 @@
 //! `Engine`, `Pending` and `Lease`: the core's two-step request handling for the ASGI and
 //! WSGI middleware. Conversion only: every rule is the core's (`idempo::host`).
 
-use bytes::Bytes;
 use http::HeaderName;
 use idempo::host::text::{bytes_of, environ_key, environ_target};
 use idempo::host::{self, Dialect, Recorder};
-use idempo::{Check, Decision, Idempotency};
+use idempo::{Begun, Check, Decision, Idempotency};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::run;
 use crate::convert::{PyResponse, dict, header_bytes, options, response, values};
-use crate::error::{config, config_error};
+use crate::error::{config, config_error, runtime};
 
 /// The idempotency engine over a store, with the options its user set.
 #[pyclass(module = "idempo._native", frozen)]
@@ -205,9 +204,18 @@ impl Pending {
         event_loop: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let pending = self.take()?;
-        let body = Bytes::copy_from_slice(body.as_bytes());
-        let left = self.gone.left();
-        run(py, event_loop, async move { pending.begin_until(&body, left).await }, decided)
+        // Decided here when the store answers in this process (memory): no future at all.
+        let begun = {
+            let _entered = runtime()?.enter();
+            pending.begin_now(body.as_bytes())
+        };
+        match begun {
+            Begun::Decided(decision) => decided(py, decision),
+            Begun::Claiming(claiming) => {
+                let left = self.gone.left();
+                run(py, event_loop, async move { claiming.finish(left).await }, decided)
+            }
+        }
     }
 }
 

@@ -430,6 +430,27 @@ impl ProcessStore {
         Ok(self.connected().await?.store)
     }
 
+    /// The store, if it is there without waiting: connected already, or a memory store
+    /// (made on the spot). For the in-process operations, which must not wait.
+    fn ready(&self) -> Option<Arc<dyn Store>> {
+        let cell = self.cell();
+        if let Some(connected) = cell.get() {
+            return Some(connected.store.clone());
+        }
+        if !matches!(self.spec, StoreSpec::Memory { .. }) {
+            return None;
+        }
+        let store: Arc<dyn Store> = Arc::new(self.spec.memory_builder().build());
+        let connected = Connected {
+            store,
+            #[cfg(feature = "postgres")]
+            postgres: None,
+        };
+        // Another thread may have made it first: theirs is the one.
+        let _ = cell.set(connected);
+        cell.get().map(|c| c.store.clone())
+    }
+
     /// An operation's error, without the store's secrets.
     fn scrubbed<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         result.map_err(|e| self.spec.scrub(e))
@@ -472,7 +493,7 @@ impl Store for ProcessStore {
         fingerprint: &Fingerprint,
         lease_ttl: Duration,
     ) -> Option<Result<Claim, StoreError>> {
-        let store = self.cell().get()?.store.clone();
+        let store = self.ready()?;
         Some(self.scrubbed(store.claim_in_process(owner, id, fingerprint, lease_ttl)?))
     }
 
@@ -483,7 +504,7 @@ impl Store for ProcessStore {
         record: &Record,
         ttl: Duration,
     ) -> Option<Result<Completion, StoreError>> {
-        let store = self.cell().get()?.store.clone();
+        let store = self.ready()?;
         Some(self.scrubbed(store.complete_in_process(id, token, record, ttl)?))
     }
 
