@@ -322,7 +322,9 @@ def count_round_trips(server: Server, workload: str, trips: RoundTrips, tag: str
     return counted / COUNTED
 
 
-def run_app(app: App, stores: list[str], rounds: int, scale: float, urls: dict[str, str]) -> list[dict]:
+def run_app(
+    app: App, stores: list[str], rounds: int, scale: float, urls: dict[str, str], workloads: list[str] = WORKLOADS
+) -> list[dict]:
     requests = max(int(REQUESTS.get(app.name, 10_000) * scale), 500)
     rows = []
     for store in [s for s in app.stores if s in stores]:
@@ -333,9 +335,9 @@ def run_app(app: App, stores: list[str], rounds: int, scale: float, urls: dict[s
         bare, wrapped = Server(app, "memory", bare=True), None
         try:
             wrapped = Server(app, store_url, bare=False)
-            runs: dict[str, list[dict]] = {w: [] for w in WORKLOADS}
+            runs: dict[str, list[dict]] = {w: [] for w in workloads}
             for r in range(rounds):
-                for workload in WORKLOADS:
+                for workload in workloads:
                     target = bare if workload == "bare" else wrapped
                     tag = f"{app.name}-{store}-{workload}-{r}-{time.time_ns():x}"
                     res = measure(target, workload, requests, tag)
@@ -347,7 +349,7 @@ def run_app(app: App, stores: list[str], rounds: int, scale: float, urls: dict[s
                     )
             counted: dict[str, float] = {}
             if trips:
-                for workload in WORKLOADS[1:]:
+                for workload in workloads[1:]:
                     tag = f"{app.name}-{store}-{workload}-count-{time.time_ns():x}"
                     counted[workload] = count_round_trips(wrapped, workload, trips, tag)
                     print(f"  {app.name:24} {store:8} {workload:11} {counted[workload]:.3f} round trips", flush=True)
@@ -356,8 +358,10 @@ def run_app(app: App, stores: list[str], rounds: int, scale: float, urls: dict[s
             if wrapped:
                 wrapped.stop()
         bare_rps = statistics.median(r["rps"] for r in runs["bare"])
-        for workload in WORKLOADS:
+        for workload in workloads:
             rps = statistics.median(r["rps"] for r in runs[workload])
+            # Each round's ratio to the bare app measured in the same round: the spread.
+            paired = [w["rps"] / b["rps"] for w, b in zip(runs[workload], runs["bare"])]
             rows.append(
                 {
                     "app": app.name,
@@ -374,6 +378,7 @@ def run_app(app: App, stores: list[str], rounds: int, scale: float, urls: dict[s
                     "cpu_us": statistics.median(r["cpu_us"] for r in runs[workload]),
                     "errors": sum(r["errors"] for r in runs[workload]),
                     "ratio": rps / bare_rps,
+                    "round_ratios": paired,
                     "round_trips": counted.get(workload),
                 }
             )
@@ -400,6 +405,34 @@ def budgets(rows: list[dict]) -> list[tuple[str, str, bool]]:
                     got == want,
                 )
             )
+    # Issue 17: PostgreSQL's app CPU per replay within twice Redis's, for every integration.
+    for r in ours:
+        redis = cell.get((r["app"], "redis", "replay"))
+        if r["store"] == "postgres" and r["workload"] == "replay" and redis:
+            out.append(
+                (
+                    f"{r['app']}: CPU per replay, postgres ≤ 2 × redis",
+                    f"{r['cpu_us']:.0f} vs {redis['cpu_us']:.0f} µs = {r['cpu_us'] / redis['cpu_us']:.2f}×",
+                    r["cpu_us"] <= 2 * redis["cpu_us"],
+                )
+            )
+    # Issue 17, Node: a memory replay within 0.9 of bare, and a first execution on Redis at
+    # least as near bare as the Node peer's.
+    node_peers = [r for r in rows if r["peer"] and r["language"] == "node" and r["workload"] == "first"]
+    for r in ours:
+        if r["language"] != "node":
+            continue
+        if r["store"] == "memory" and r["workload"] == "replay":
+            out.append((f"{r['app']}/memory: replay ≥ 0.9 × bare", f"{r['ratio']:.3f}", r["ratio"] >= 0.9))
+        if r["store"] == "redis" and r["workload"] == "first":
+            for peer in [p for p in node_peers if p["store"] == "redis"]:
+                out.append(
+                    (
+                        f"{r['app']}/redis first: ratio to bare ≥ {peer['app']}'s",
+                        f"{r['ratio']:.3f} vs {peer['ratio']:.3f}",
+                        r["ratio"] >= peer["ratio"],
+                    )
+                )
     for peer in [r for r in rows if r["peer"] and r["workload"] == "first"]:
         # Each peer on its Redis store when it has one, else its only store.
         if peer["store"] != "redis" and (peer["app"], "redis", "first") in cell:
@@ -473,6 +506,30 @@ def write(path: Path, text: str, marker: str = "bench") -> None:
     path.write_text(f"{head}{begin}\n{text}{end}{tail}")
 
 
+def spread_table(rows: list[dict], meta: dict) -> str:
+    """Passthrough against bare, cell by cell: the median ratio and its range over the
+    rounds (each round's passthrough run against the bare run of the same round). A cell
+    whose best round stays below 0.97 is slower than noise can explain."""
+    lines = [
+        (
+            f"Run on {meta['machine']}, {meta['date']}: `python3 benches/http/bench.py --spread benches/README.md "
+            f"--rounds {meta['rounds']}` (release builds, under scripts/with-services.sh)."
+        ),
+        "",
+        "| app | store | passthrough ÷ bare, median | lowest round | highest round | reaches 0.97 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row["workload"] != "passthrough":
+            continue
+        ratios = row["round_ratios"]
+        reaches = "yes" if max(ratios) >= 0.97 else "**no**"
+        lines.append(
+            f"| {row['app']} | {row['store']} | {row['ratio']:.3f} | {min(ratios):.3f} | {max(ratios):.3f} | {reaches} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--apps", help="comma-separated app names (fixtures and peers); default: all")
@@ -482,6 +539,12 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")))
     parser.add_argument("--write", type=Path, help="put the table into this file between the markers")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--spread",
+        type=Path,
+        help="measure only bare and passthrough, and put each cell's ratio with its spread over the "
+        "rounds into this file between the `<!-- spread:begin -->` and `<!-- spread:end -->` markers",
+    )
     args = parser.parse_args()
     stores = args.stores.split(",")
     urls = {"memory": "memory"}
@@ -497,7 +560,8 @@ def main() -> int:
     try:
         for app in apps:
             print(f"== {app.name}", flush=True)
-            rows += run_app(app, stores, args.rounds, args.scale, urls)
+            workloads = ["bare", "passthrough"] if args.spread else WORKLOADS
+            rows += run_app(app, stores, args.rounds, args.scale, urls, workloads)
     except (BenchError, OSError) as e:
         print(f"bench: FAILED: {e}", file=sys.stderr)
         return 1
@@ -507,6 +571,11 @@ def main() -> int:
         "command": os.environ.get("BENCH_COMMAND", "make bench"),
         "rounds": args.rounds,
     }
+    if args.spread:
+        text = spread_table(rows, meta)
+        print(text)
+        write(args.spread, text, marker="spread")
+        return 0
     text = table(rows, meta)
     print(text)
     print(f"bench: {time.monotonic() - started:.0f} s")

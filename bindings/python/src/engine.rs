@@ -46,6 +46,21 @@ impl Engine {
         if self.idem.covers(method).is_none() {
             return Ok(py.None());
         }
+        // Without the key header a covered request passes through (B4): one name looked
+        // for first, before the headers the engine reads are gathered and copied.
+        if let (Some(key), Ok(list)) = (self.idem.passes_without(), headers.cast::<PyList>()) {
+            let key = key.as_str().as_bytes();
+            let named = |item: &Bound<'_, PyAny>| {
+                let pair = item.cast::<PyTuple>().ok()?;
+                let name = pair.get_borrowed_item(0).ok()?;
+                Some(name.cast::<PyBytes>().ok()?.as_bytes().eq_ignore_ascii_case(key))
+            };
+            // A malformed pair is left to the full reading below, which says what is wrong.
+            if list.iter().all(|item| named(&item) == Some(false)) {
+                self.idem.count_bypassed(1);
+                return Ok(py.None());
+            }
+        }
         let mut read: Vec<(&HeaderName, Vec<u8>)> = Vec::new();
         let mut take = |item: Bound<'_, PyAny>| -> PyResult<()> {
             let pair = item.cast::<PyTuple>().ok().filter(|p| p.len() == 2);
