@@ -437,12 +437,8 @@ impl Pending {
             }
         };
         let mut claiming = Claiming { e, key, id, fingerprint, scope, credential, prefer, in_flight: None };
-        let held = claiming.e.held.get(&id).map(|theirs| Ok(in_flight_here(&claiming.e, theirs)));
-        let claim = held.or_else(|| {
-            let owner = owner_of(&claiming.scope, &claiming.credential);
-            claiming.e.store.claim_in_process(owner, &id, &fingerprint, claiming.e.config.lease_ttl)
-        });
-        let Some(claim) = claim else { return Begun::Claiming(claiming) };
+        let owner = owner_of(&claiming.scope, &claiming.credential);
+        let Some(claim) = claim_now(&claiming.e, owner, &id, &fingerprint) else { return Begun::Claiming(claiming) };
         match settle(&claiming.e, &claiming.key, id, fingerprint, claim) {
             Settled::Decided(decision) => Begun::Decided(decision),
             Settled::InFlight { lease_left } => match claiming.wait() {
@@ -494,11 +490,6 @@ fn owner_of<'a>(scope: &'a Scope, credential: &'a Option<[u8; 32]>) -> Owner<'a>
     }
 }
 
-/// A duplicate of a request this process is running: in flight, with most of its lease.
-fn in_flight_here(e: &Shared, theirs: Fingerprint) -> Claim {
-    Claim::InFlight { fingerprint: theirs, lease_left: e.config.lease_ttl * 2 / 3 }
-}
-
 impl Claiming {
     /// How long this request waits for an in-flight duplicate (B20), if at all.
     fn wait(&self) -> Option<Duration> {
@@ -540,13 +531,25 @@ pub(crate) async fn claim(
     id: &RecordId,
     fingerprint: &Fingerprint,
 ) -> Result<Claim, StoreError> {
-    if let Some(theirs) = e.held.get(id) {
-        return Ok(in_flight_here(e, theirs));
-    }
-    match e.store.claim_in_process(owner, id, fingerprint, e.config.lease_ttl) {
+    match claim_now(e, owner, id, fingerprint) {
         Some(claim) => claim,
         None => e.store.claim_for(owner, id, fingerprint, e.config.lease_ttl).await,
     }
+}
+
+/// [`claim`] where it needs no waiting: a duplicate of a request this process is running
+/// (in flight, with most of its lease), or a store that answers in this process. `None`
+/// when only the store's own claim, awaited, can answer.
+fn claim_now(
+    e: &Shared,
+    owner: Owner<'_>,
+    id: &RecordId,
+    fingerprint: &Fingerprint,
+) -> Option<Result<Claim, StoreError>> {
+    if let Some(theirs) = e.held.get(id) {
+        return Some(Ok(Claim::InFlight { fingerprint: theirs, lease_left: e.config.lease_ttl * 2 / 3 }));
+    }
+    e.store.claim_in_process(owner, id, fingerprint, e.config.lease_ttl)
 }
 
 /// What a claim comes to: a decision, or the same request still in flight elsewhere.

@@ -154,22 +154,15 @@ impl Lease {
             if done == Completion::LeaseLost {
                 lease_lost(&e, &self.state, self.state.key, "completion");
             }
-            self.state.hold.end();
-            if let Some(ticket) = renewal {
-                e.renewals.remove(ticket);
-            }
-            return;
+            return landed(&e, &self.state, renewal);
         }
         let persisted = persist(e.clone(), self.id, self.token, record, self.state.clone());
         let state = self.state.clone();
         let job = async move {
             persisted.await;
-            state.hold.end();
-            if let Some(ticket) = renewal {
-                e.renewals.remove(ticket);
-            }
+            landed(&e, &state, renewal);
         };
-        // A store that answers without I/O (memory) is done on the first poll: no task.
+        // A write that is done on the first poll needs no task.
         let Now::Later(job) = now_or_later(job) else { return };
         match &self.runtime {
             // A task, so the write finishes even if the caller is dropped while waiting.
@@ -215,6 +208,15 @@ fn lease_lost(e: &Shared, state: &State, key: Redacted, during: &str) {
         Stats::inc(&e.stats.lease_lost);
         tracing::warn!(target: "idempo", outcome = "lease-lost", key = %key, during,
             "the lease on this key expired and was taken over; this holder's {during} was refused");
+    }
+}
+
+/// The record's fate is settled (stored, refused, or given up after `persist_timeout`): the
+/// claim is no longer this process's, and no longer renewed.
+fn landed(e: &Shared, state: &State, renewal: Option<Ticket>) {
+    state.hold.end();
+    if let Some(ticket) = renewal {
+        e.renewals.remove(ticket);
     }
 }
 

@@ -118,7 +118,11 @@ fn make_queue(env: sys::napi_env) -> Result<Arc<Queue>> {
         check(sys::napi_unref_threadsafe_function(env, tsfn), "napi_unref_threadsafe_function")?;
         *lock(&queue.tsfn) = Some(Tsfn(tsfn));
         let hook = Arc::into_raw(queue.clone()) as *mut c_void;
-        check(sys::napi_add_env_cleanup_hook(env, Some(env_gone), hook), "napi_add_env_cleanup_hook")?;
+        if let Err(e) = check(sys::napi_add_env_cleanup_hook(env, Some(env_gone), hook), "napi_add_env_cleanup_hook") {
+            // Without the hook nothing would close the function before Node frees it.
+            env_gone(hook);
+            return Err(e);
+        }
     }
     Ok(queue)
 }
@@ -219,11 +223,36 @@ where
             }
         }
     });
-    let deferred = Deferred(deferred);
+    let settling = Settling { queue, deferred: Some(Deferred(deferred)) };
     napi::bindgen_prelude::spawn(async move {
         let value = fut.await;
         // SAFETY (in the closure): called by `drain`, on the JavaScript thread, with its env.
-        queue.push(deferred, Box::new(move |env| unsafe { T::to_napi_value(env, value) }));
+        settling.settle(Box::new(move |env| unsafe { T::to_napi_value(env, value) }));
     });
     Ok(PromiseRaw::new(raw, promise))
+}
+
+/// A Promise on its way to the queue: with its value, or, when its operation is dropped
+/// unfinished (a panic, the runtime shutting down), with a rejection, so that the Promise
+/// settles and the thread's count of outstanding Promises stays right.
+struct Settling {
+    queue: Arc<Queue>,
+    deferred: Option<Deferred>,
+}
+
+impl Settling {
+    fn settle(mut self, settle: Settle) {
+        if let Some(deferred) = self.deferred.take() {
+            self.queue.push(deferred, settle);
+        }
+    }
+}
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        if let Some(deferred) = self.deferred.take() {
+            let abandoned = napi::Error::new(Status::GenericFailure, "idempo: the store operation was abandoned");
+            self.queue.push(deferred, Box::new(move |_| Err(abandoned)));
+        }
+    }
 }

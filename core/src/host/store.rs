@@ -318,11 +318,7 @@ impl StoreSpec {
                 return Ok(Connected { store: Arc::new(store.clone()), postgres: Some(store) });
             }
         };
-        Ok(Connected {
-            store,
-            #[cfg(feature = "postgres")]
-            postgres: None,
-        })
+        Ok(Connected::of(store))
     }
 }
 
@@ -361,6 +357,17 @@ pub struct Connected {
     pub store: Arc<dyn Store>,
     #[cfg(feature = "postgres")]
     pub postgres: Option<PostgresStore>,
+}
+
+impl Connected {
+    /// A connected store that is not PostgreSQL.
+    fn of(store: Arc<dyn Store>) -> Connected {
+        Connected {
+            store,
+            #[cfg(feature = "postgres")]
+            postgres: None,
+        }
+    }
 }
 
 type Cell = Arc<OnceCell<Connected>>;
@@ -440,14 +447,8 @@ impl ProcessStore {
         if !matches!(self.spec, StoreSpec::Memory { .. }) {
             return None;
         }
-        let store: Arc<dyn Store> = Arc::new(self.spec.memory_builder().build());
-        let connected = Connected {
-            store,
-            #[cfg(feature = "postgres")]
-            postgres: None,
-        };
         // Another thread may have made it first: theirs is the one.
-        let _ = cell.set(connected);
+        let _ = cell.set(Connected::of(Arc::new(self.spec.memory_builder().build())));
         cell.get().map(|c| c.store.clone())
     }
 
