@@ -11,7 +11,7 @@
 // res.end (lib/record.js: streaming keeps working) and stored before the final chunk is
 // sent, so a client retrying at once finds the replay.
 const native = require('./lib/native')
-const { GONE, claimed, createEngine, drain, headerObject } = require('./lib/engine')
+const { GONE, Keyed, createEngine, drain, replyOf } = require('./lib/engine')
 const { record } = require('./lib/record')
 const { ConfigurationError, typed } = require('./lib/errors')
 
@@ -29,30 +29,29 @@ function verify (req, res, buf) {
 }
 
 function idempotency (options) {
-  const { engine, place, verdict, covers, headersOf, needsCheck } = createEngine(options)
+  const { engine, admit, verdict, covers, needsCheck } = createEngine(options)
 
   function idempotencyMiddleware (req, res, next) {
     if (!covers(req.method) || !needsCheck(req.headers)) return next()
-    let checked
+    let keyed
     try {
-      checked = engine.check(req.method, req.originalUrl || req.url, headersOf(req.headers))
-    } catch (err) {
-      return next(typed(err))
-    }
-    if (checked === null) return next()
-    if (!(checked instanceof native.Pending)) return refuse(req, res, checked)
-    const pending = checked
-    try {
-      place(pending, req)
+      keyed = admit(req.method, req.originalUrl || req.url, req.headers, req)
     } catch (err) {
       return next(typed(err)) // nothing is claimed: a 500 from the app's error handler
     }
-    readBody(req, pending.bodyLimit, (err, body) => {
+    if (keyed === null) return next()
+    if (!(keyed instanceof Keyed)) return refuse(req, res, keyed)
+    readBody(req, keyed.bodyLimit, (err, body) => {
       if (err === ABORTED) return // the client went away; nothing was claimed
-      if (err === TOO_LARGE) return refuse(req, res, pending.tooLarge())
+      if (err === TOO_LARGE) return refuse(req, res, keyed.tooLarge())
       if (err instanceof ConfigurationError) return next(err)
-      if (err) return sendReply(res, pending.unreadable(`the request body could not be read: ${err.message}`))
-      const decided = claimed(pending, body, res)
+      if (err) return sendReply(res, keyed.unreadable(`the request body could not be read: ${err.message}`))
+      let decided
+      try {
+        decided = keyed.begin(body, res)
+      } catch (err) {
+        return next(typed(err))
+      }
       if (decided instanceof Promise) decided.then(proceed, next)
       else proceed(decided)
     })
@@ -74,15 +73,17 @@ function idempotency (options) {
   return idempotencyMiddleware
 }
 
-function sendReply (res, reply) {
-  res.writeHead(reply.status, headerObject(reply.headers))
-  res.end(reply.body)
+/** Send an engine's reply; its status. */
+function sendReply (res, r) {
+  const { status, headers, body } = replyOf(r)
+  res.writeHead(status, headers)
+  res.end(body)
+  return status
 }
 
 /** Answer without running the handler; after a 413, what is left of the body is drained. */
 function refuse (req, res, reply) {
-  sendReply(res, reply)
-  if (reply.status === 413) drain(req)
+  if (sendReply(res, reply) === 413) drain(req)
 }
 
 /**

@@ -216,44 +216,35 @@ impl Idempotency {
         }
     }
 
+    /// What [`Idempotency::check`] would say, without fingerprinting anything: whether the
+    /// request passes through, is answered at once, or proceeds (and whether it may wait
+    /// for an in-flight duplicate, B20). For a binding whose calls into the core cost more
+    /// than the work: it reads the body after this, then calls `check` with the same head
+    /// and claims at once, holding no [`Pending`] in between.
+    pub fn look<H: HeaderSource + ?Sized>(&self, method: &str, headers: &H) -> Look {
+        let Some(method) = self.covers(method) else { return Look::Bypass };
+        match self.admit(method, headers) {
+            Admitted::Bypass => Look::Bypass,
+            Admitted::Respond(res) => Look::Respond(res),
+            Admitted::Keyed { .. } => {
+                let prefer = crate::prefer::wait_preference(headers.header_values(&PREFER));
+                Look::Proceed { may_wait: may_wait(&self.shared.config, prefer) }
+            }
+        }
+    }
+
     fn check_covered<'a, H: HeaderSource + ?Sized>(
         &self,
         method: &Method,
         target: impl FnOnce() -> (&'a [u8], &'a [u8]),
         headers: &H,
     ) -> Check {
-        let e = &self.shared;
-        let cfg = &e.config;
-        let key = match parse_key(headers.header_values(&cfg.header), cfg.key_rules) {
-            Ok(Some(key)) => key,
-            Ok(None) if cfg.required => {
-                Stats::inc(&e.stats.invalid);
-                tracing::debug!(target: "idempo", outcome = "missing-key", method = method.as_str());
-                let detail = format!("this request must carry an {} header", cfg.header_label);
-                return Check::Respond(problem(&cfg.problem_base, ProblemCode::MissingKey, &detail, None));
-            }
-            Ok(None) => {
-                Stats::inc(&e.stats.bypassed);
-                return Check::Bypass;
-            }
-            Err(err) => {
-                Stats::inc(&e.stats.invalid);
-                tracing::debug!(target: "idempo", outcome = "invalid-key", reason = %err);
-                return Check::Respond(problem(&cfg.problem_base, ProblemCode::InvalidKey, &err.to_string(), None));
-            }
+        let (key, declared) = match self.admit(method, headers) {
+            Admitted::Bypass => return Check::Bypass,
+            Admitted::Respond(res) => return Check::Respond(res),
+            Admitted::Keyed { key, declared } => (key, declared),
         };
-        // A declared body over the limit is refused before a byte of it is read (B7).
-        let declared = match content_length(headers.header_values(&header::CONTENT_LENGTH)) {
-            Ok(declared) => declared,
-            Err(()) => {
-                Stats::inc(&e.stats.invalid);
-                let detail = "the request's Content-Length is not a number: its body cannot be read";
-                return Check::Respond(problem(&cfg.problem_base, ProblemCode::BodyUnreadable, detail, None));
-            }
-        };
-        if declared.is_some_and(|n| n > cfg.max_request_body as u64) {
-            return Check::Respond(too_large(e, &key));
-        }
+        let cfg = &self.shared.config;
         // The configured spelling: `post` and `POST` are the same request (B1).
         let (path, query) = target();
         let path = crate::target::origin_path(path);
@@ -274,6 +265,67 @@ impl Idempotency {
             prefer: crate::prefer::wait_preference(headers.header_values(&PREFER)),
         })
     }
+
+    /// The key and the declared length of a covered request (B2–B4, B7), or what answers it
+    /// without them.
+    fn admit<H: HeaderSource + ?Sized>(&self, method: &Method, headers: &H) -> Admitted {
+        let e = &self.shared;
+        let cfg = &e.config;
+        let key = match parse_key(headers.header_values(&cfg.header), cfg.key_rules) {
+            Ok(Some(key)) => key,
+            Ok(None) if cfg.required => {
+                Stats::inc(&e.stats.invalid);
+                tracing::debug!(target: "idempo", outcome = "missing-key", method = method.as_str());
+                let detail = format!("this request must carry an {} header", cfg.header_label);
+                return Admitted::Respond(problem(&cfg.problem_base, ProblemCode::MissingKey, &detail, None));
+            }
+            Ok(None) => {
+                Stats::inc(&e.stats.bypassed);
+                return Admitted::Bypass;
+            }
+            Err(err) => {
+                Stats::inc(&e.stats.invalid);
+                tracing::debug!(target: "idempo", outcome = "invalid-key", reason = %err);
+                return Admitted::Respond(problem(&cfg.problem_base, ProblemCode::InvalidKey, &err.to_string(), None));
+            }
+        };
+        // A declared body over the limit is refused before a byte of it is read (B7).
+        let declared = match content_length(headers.header_values(&header::CONTENT_LENGTH)) {
+            Ok(declared) => declared,
+            Err(()) => {
+                Stats::inc(&e.stats.invalid);
+                let detail = "the request's Content-Length is not a number: its body cannot be read";
+                return Admitted::Respond(problem(&cfg.problem_base, ProblemCode::BodyUnreadable, detail, None));
+            }
+        };
+        if declared.is_some_and(|n| n > cfg.max_request_body as u64) {
+            return Admitted::Respond(too_large(e, &key));
+        }
+        Admitted::Keyed { key, declared }
+    }
+}
+
+/// What [`Idempotency::admit`] found.
+enum Admitted {
+    Bypass,
+    Respond(Response<Bytes>),
+    Keyed { key: Key, declared: Option<u64> },
+}
+
+/// What [`Idempotency::look`] found.
+#[derive(Debug)]
+pub enum Look {
+    /// As [`Check::Bypass`].
+    Bypass,
+    /// As [`Check::Respond`].
+    Respond(Response<Bytes>),
+    /// As [`Check::Proceed`]; `may_wait` as [`Pending::may_wait`] would say.
+    Proceed { may_wait: bool },
+}
+
+/// Whether a request preferring `prefer` seconds may wait for an in-flight duplicate (B20).
+fn may_wait(cfg: &Config, prefer: Option<u64>) -> bool {
+    !cfg.max_wait.is_zero() && prefer.map_or(!cfg.wait.is_zero(), |secs| secs > 0)
 }
 
 /// The SHA-256 of a request's `Authorization` values (each length-prefixed), if it has any:
@@ -357,8 +409,7 @@ impl Pending {
     /// Whether this request may wait for an in-flight duplicate (B20): it prefers a wait, or
     /// the server waits by default. A binding watches for its client leaving only then.
     pub fn may_wait(&self) -> bool {
-        let cfg = &self.shared.config;
-        !cfg.max_wait.is_zero() && self.prefer.map_or(!cfg.wait.is_zero(), |secs| secs > 0)
+        may_wait(&self.shared.config, self.prefer)
     }
 
     /// The largest body to buffer; past it call [`Pending::too_large`].
@@ -766,6 +817,40 @@ mod tests {
         }
         let over = [("idempotency-key", "k"), ("content-length", "99999999999999999999999")];
         assert!(matches!(idem.check("POST", b"/", b"", &over[..]), Check::Respond(_)));
+    }
+
+    #[test]
+    fn look_says_what_check_would_without_fingerprinting() {
+        let waits = Idempotency::builder(MemoryStore::new()).wait(Duration::from_secs(2)).build();
+        let plain = Idempotency::builder(MemoryStore::new()).build();
+        let required = Idempotency::builder(MemoryStore::new()).required(true).build();
+        let heads: &[(&str, &[(&str, &str)])] = &[
+            ("GET", &[("idempotency-key", "k")]),
+            ("POST", none()),
+            ("POST", &[("idempotency-key", "k")]),
+            ("post", &[("idempotency-key", "k"), ("prefer", "wait=3")]),
+            ("POST", &[("idempotency-key", "k"), ("prefer", "wait=0")]),
+            ("POST", &[("idempotency-key", "\"unterminated")]),
+            ("POST", &[("idempotency-key", "a"), ("idempotency-key", "b")]),
+            ("POST", &[("idempotency-key", "k"), ("content-length", "x")]),
+            ("POST", &[("idempotency-key", "k"), ("content-length", "99999999999")]),
+        ];
+        for idem in [&waits, &plain, &required] {
+            for (method, headers) in heads {
+                let looked = idem.look(method, *headers);
+                match (idem.check(method, b"/p", b"q=1", *headers), looked) {
+                    (Check::Bypass, Look::Bypass) => {}
+                    (Check::Respond(a), Look::Respond(b)) => assert_eq!(a.status(), b.status(), "{method} {headers:?}"),
+                    (Check::Proceed(p), Look::Proceed { may_wait }) => {
+                        assert_eq!(p.may_wait(), may_wait, "{method} {headers:?}")
+                    }
+                    (checked, looked) => panic!("{method} {headers:?}: check {checked:?}, look {looked:?}"),
+                }
+            }
+        }
+        // Both ways of asking were counted, and alike.
+        let stats = required.stats();
+        assert_eq!((stats.invalid % 2, stats.too_large % 2), (0, 0));
     }
 
     fn record(status: u16, headers: &[(&'static str, &'static str)]) -> Record {

@@ -22,6 +22,7 @@
 pub mod config;
 pub mod engine;
 pub mod fingerprint;
+mod forks;
 mod held;
 #[cfg(feature = "host")]
 pub mod host;
@@ -48,7 +49,7 @@ mod waiting;
 pub mod wake;
 
 pub use config::{Builder, Config, ConfigError, OnStoreError};
-pub use engine::{Begun, Check, Claiming, Decision, HeaderSource, Idempotency, Pending};
+pub use engine::{Begun, Check, Claiming, Decision, HeaderSource, Idempotency, Look, Pending};
 pub use lease::Lease;
 pub use stats::StatsSnapshot;
 pub use store::{Claim, Completion, MemoryStore, Owner, Release, Renewal, Store, StoreError, Token};

@@ -32,7 +32,31 @@ function createEngine (options = {}) {
     throw typed(err)
   }
   const verdict = (status) => verdictOf(storeStatus, status)
-  return { engine, place: placer(scope), verdict, covers: coverage(engine), headersOf: headerPicker(engine), needsCheck: keyFilter(engine) }
+  return { engine, admit: admitter(engine, scope), verdict, covers: coverage(engine), needsCheck: keyFilter(engine) }
+}
+
+/**
+ * Look at the head of a request that carries a key: `null` (pass through), a `Reply`
+ * (answer it, nothing is read), or a `Keyed` request whose body to read and claim with.
+ * Throws what the engine and the user's scope function throw (nothing is claimed).
+ */
+function admitter (engine, scope) {
+  const headersOf = headerPicker(engine)
+  const place = placer(scope)
+  const named = typeof scope === 'function'
+  const scopeOf = named ? scope : scope === GLOBAL_SCOPE ? () => true : () => undefined
+  const bodyLimit = engine.bodyLimit
+  const handle = engine.handle
+  return (method, url, headers, req) => {
+    const picked = headersOf(headers)
+    const looked = native.look(handle, method, picked)
+    if (typeof looked !== 'boolean') return looked // null or a Reply
+    if (looked === false) return new Keyed(handle, method, url, picked, named, scopeOf(req), bodyLimit)
+    // It may wait for an in-flight duplicate: a Pending, which can stop the wait (B20).
+    const pending = native.check(handle, method, url, picked)
+    place(pending, req)
+    return new Waiting(pending)
+  }
 }
 
 /**
@@ -44,6 +68,51 @@ function placer (scope) {
   if (scope === GLOBAL_SCOPE) return (pending) => pending.setGlobalScope()
   if (scope) return (pending, req) => pending.setScope(scope(req))
   return () => {}
+}
+
+/** A keyed request that does not wait: claimed in one native call once its body is read. */
+class Keyed {
+  constructor (handle, method, url, headers, named, scope, bodyLimit) {
+    this.handle = handle
+    this.method = method
+    this.url = url
+    this.headers = headers
+    this.named = named
+    this.scope = scope
+    /** The largest body to buffer; past it answer `tooLarge()` (B7). */
+    this.bodyLimit = bodyLimit
+  }
+
+  /** A `Lease` (run the handler), a `Reply`, `null` (run unprotected), or a Promise of one. */
+  begin (body) {
+    return native.claim(this.handle, this.method, this.url, this.headers, this.named, this.scope, body)
+  }
+
+  /** The 413 reply for a body over `bodyLimit` (B7). */
+  tooLarge () {
+    return native.check(this.handle, this.method, this.url, this.headers).tooLarge()
+  }
+
+  /** The 400 reply for a body that could not be read. */
+  unreadable (reason) {
+    return native.check(this.handle, this.method, this.url, this.headers).unreadable(reason)
+  }
+}
+
+/** A keyed request that may wait for an in-flight duplicate (B20), over its `Pending`. */
+class Waiting extends Keyed {
+  constructor (pending) {
+    super(null, null, null, null, false, undefined, pending.bodyLimit)
+    this.pending = pending
+  }
+
+  /** As `Keyed.begin`, or `GONE` if the client left `res` while waiting. */
+  begin (body, res) {
+    return claimed(this.pending, body, res)
+  }
+
+  tooLarge () { return this.pending.tooLarge() }
+  unreadable (reason) { return this.pending.unreadable(reason) }
 }
 
 /**
@@ -88,21 +157,17 @@ function keyFilter (engine) {
 }
 
 /**
- * The request headers the engine reads, as `[name, value, …]`, taken from Node's parsed
- * `headers` object: only those few cross into native code. A repeated header arrives
- * joined with ", " and is refused as a list, as a repeated key must be (B3).
+ * The values of the request headers the engine reads, in the order it names them
+ * (`undefined` where absent), taken from Node's parsed `headers` object: only those few
+ * cross into native code. A repeated header arrives joined with ", " and is refused as a
+ * list, as a repeated key must be (B3).
  */
 function headerPicker (engine) {
   const names = engine.requestHeadersRead()
   return (headers) => {
-    const picked = []
-    for (const name of names) {
-      const value = headers[name]
-      if (value === undefined) continue
-      if (Array.isArray(value)) for (const v of value) picked.push(name, v)
-      else picked.push(name, value)
-    }
-    return picked
+    const values = new Array(names.length)
+    for (let i = 0; i < names.length; i++) values[i] = headers[names[i]]
+    return values
   }
 }
 
@@ -137,14 +202,41 @@ function drain (req) {
   req.resume()
 }
 
+/**
+ * A reply from the engine as `{ status, headers, body }`, `headers` an object for
+ * writeHead (a repeated name as an array). The engine sends a reply with a small body as
+ * one Latin-1 string, `status NUL count NUL (name NUL value NUL){count} body`
+ * (bindings/node/src/convert.rs), one with a larger body as `{ status, headers: [name,
+ * value, …], body }`.
+ */
+function replyOf (r) {
+  if (typeof r !== 'string') return { status: r.status, headers: headerObject(r.headers), body: r.body }
+  let at = r.indexOf('\0')
+  const status = Number(r.slice(0, at++))
+  let next = r.indexOf('\0', at)
+  const count = Number(r.slice(at, next))
+  at = next + 1
+  const headers = {}
+  for (let i = 0; i < count; i++) {
+    next = r.indexOf('\0', at)
+    const name = r.slice(at, next)
+    at = next + 1
+    next = r.indexOf('\0', at)
+    add(headers, name, r.slice(at, next))
+    at = next + 1
+  }
+  return { status, headers, body: Buffer.from(at < r.length ? r.slice(at) : '', 'latin1') }
+}
+
 /** A reply's `[name, value, …]` as an object for writeHead: repeated names as arrays. */
 function headerObject (flat) {
   const headers = {}
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const [name, value] = [flat[i], flat[i + 1]]
-    headers[name] = name in headers ? [].concat(headers[name], value) : value
-  }
+  for (let i = 0; i + 1 < flat.length; i += 2) add(headers, flat[i], flat[i + 1])
   return headers
+}
+
+function add (headers, name, value) {
+  headers[name] = name in headers ? [].concat(headers[name], value) : value
 }
 
 /** Response headers as `[name, value, …]` from `getHeaders()`. */
@@ -202,4 +294,4 @@ function claimed (pending, body, res) {
   })
 }
 
-module.exports = { GLOBAL_SCOPE, GONE, claimed, createEngine, drain, headerObject, flatHeaders, toBuffer }
+module.exports = { GLOBAL_SCOPE, GONE, Keyed, createEngine, drain, replyOf, flatHeaders, toBuffer }

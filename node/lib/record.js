@@ -10,16 +10,35 @@ const { flatHeaders, toBuffer } = require('./engine')
 /** Record `res` in `lease`; `verdict(status)` is what the user's storeStatus says. */
 function record (res, lease, verdict) {
   const { writeHead, write, end } = res
+  // Whether the lease is still held, kept here: only this function ends it, and each
+  // question to the native lease would be a call into native code.
+  let active = true
+  // The head, once known: given to the lease by the first write, or with the body by end
+  // (one native call for a response written whole).
+  let head = null
   let started = false
-  const start = (status, headers) => {
+  const start = () => {
     if (!started) {
       started = true
-      lease.start(status, headers, verdict(status))
+      lease.start(head.status, head.headers, verdict(head.status))
     }
+  }
+  const headOf = (status, headers) => {
+    if (head === null) head = { status, headers }
+  }
+  const finish = (omitted) => {
+    if (head !== null) start() // a head known but not given yet is stored (B12)
+    active = false
+    return lease.complete(omitted)
+  }
+  const release = () => {
+    active = false
+    const released = lease.release()
+    if (released instanceof Promise) released.catch(() => {})
   }
 
   res.writeHead = function (statusCode, reason, headers) {
-    if (lease.active && !started) {
+    if (active && head === null) {
       // writeHead's own headers win over setHeader's; a name it repeats keeps every value.
       const extra = typeof reason === 'string' ? headers : reason
       const merged = { ...this.getHeaders() }
@@ -35,14 +54,15 @@ function record (res, lease, verdict) {
       } else if (extra) {
         for (const k of Object.keys(extra)) add(k, extra[k])
       }
-      start(statusCode, flatHeaders(merged))
+      headOf(statusCode, flatHeaders(merged))
     }
     return writeHead.apply(this, arguments)
   }
 
   res.write = function (chunk, encoding, cb) {
-    if (lease.active) {
-      start(this.statusCode, flatHeaders(this.getHeaders()))
+    if (active) {
+      headOf(this.statusCode, flatHeaders(this.getHeaders()))
+      start()
       const buf = toBuffer(chunk, encoding)
       if (buf) lease.push(buf)
     }
@@ -50,12 +70,19 @@ function record (res, lease, verdict) {
   }
 
   res.end = function (chunk, encoding, cb) {
-    if (!lease.active) return end.apply(this, arguments)
-    start(this.statusCode, flatHeaders(this.getHeaders()))
+    if (!active) return end.apply(this, arguments)
+    headOf(this.statusCode, flatHeaders(this.getHeaders()))
     const buf = typeof chunk === 'function' ? null : toBuffer(chunk, encoding)
-    if (buf) lease.push(buf)
+    let stored
+    active = false
+    if (started) {
+      if (buf) lease.push(buf)
+      stored = lease.complete()
+    } else {
+      started = true
+      stored = lease.end(head.status, head.headers, verdict(head.status), buf || undefined)
+    }
     const args = arguments
-    const stored = lease.complete()
     if (stored instanceof Promise) {
       // The final chunk waits for the store, so an immediate retry sees the replay.
       stored.then(() => end.apply(this, args), () => end.apply(this, args))
@@ -68,15 +95,15 @@ function record (res, lease, verdict) {
   // Node does not stop it, so what it still writes is recorded and its res.end() stores
   // the response, which a retry then replays.
   let gone = false
-  res.on('close', () => { gone = lease.active })
+  res.on('close', () => { gone = active })
   // A stream piped into the response (Fastify's reply.send(stream), pipe, pipeline) is
   // destroyed or unpiped once the client left, and can no longer end the response: it is
   // stored without its body (B12). An error of that stream with the client still there is
   // an error of the body: released, so a retry runs again.
-  const cut = () => { if (gone && lease.active) lease.complete(true) }
+  const cut = () => { if (gone && active) finish(true) }
   res.on('pipe', (src) => {
     // errorMonitor: seen before the app's own handlers, and an error nobody handles still throws.
-    src.once(errorMonitor, () => { if (lease.active) gone ? lease.complete(true) : lease.release() })
+    src.once(errorMonitor, () => { if (active) gone ? finish(true) : release() })
     src.once('close', cut)
   })
   res.on('unpipe', cut)

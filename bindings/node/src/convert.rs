@@ -2,30 +2,125 @@
 
 use bytes::Bytes;
 use idempo::host::Value;
-use idempo::host::text::string_of;
 use napi::bindgen_prelude::{Array, Buffer, JsValue, Null, Object, ToNapiValue, TypeName, Unknown};
 use napi::{Env, ValueType};
 use napi_derive::napi;
 
 use crate::error::{Result, config, napi};
 
-/// A response made by the engine (a replay or a problem).
+/// A response made by the engine (a replay or a problem), for JavaScript: one Latin-1
+/// string when its body is small (`lib/engine.js` `replyOf` reads it back), else a
+/// `ReplyObject`. A string is made in one call, where an object with an array of header
+/// strings and a Buffer of its own took some twenty, and most of a replay's time.
+pub struct Reply(http::Response<Bytes>);
+
+pub fn reply(res: http::Response<Bytes>) -> Reply {
+    Reply(res)
+}
+
+/// The largest body sent inside the string; a larger one goes in a Buffer of its own.
+const INLINE_BODY: usize = 4096;
+
+impl TypeName for Reply {
+    fn type_name() -> &'static str {
+        "Reply"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ToNapiValue for Reply {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> napi::Result<napi::sys::napi_value> {
+        let (head, body) = val.0.into_parts();
+        let status = u32::from(head.status.as_u16());
+        if body.len() > INLINE_BODY {
+            let object = ReplyObject { status, headers: Headers(head.headers), body: Copied(body) };
+            // SAFETY: as this function's own contract.
+            return unsafe { ReplyObject::to_napi_value(env, object) };
+        }
+        let text = inline(status, &head.headers, &body);
+        let mut s = std::ptr::null_mut();
+        // SAFETY: `env` is the live environment of the current call; `text` is valid for its length.
+        let status =
+            unsafe { napi::sys::napi_create_string_latin1(env, text.as_ptr().cast(), text.len() as isize, &mut s) };
+        if status == napi::sys::Status::napi_ok {
+            Ok(s)
+        } else {
+            Err(napi::Error::new(napi::Status::from(status), "a reply could not be made into a string"))
+        }
+    }
+}
+
+/// `status NUL count NUL (name NUL value NUL){count} body`, every byte one Latin-1
+/// character (no header name or value holds a NUL).
+fn inline(status: u32, headers: &http::HeaderMap, body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let head: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(16 + head + body.len());
+    let _ = write!(out, "{status}\0{}\0", headers.len());
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.push(0);
+        out.extend_from_slice(value.as_bytes());
+        out.push(0);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A reply with a body too large for `Reply`'s string.
 #[napi(object, object_from_js = false)]
-pub struct Reply {
+pub struct ReplyObject {
     pub status: u32,
     /// `[name, value, name, value, …]`; a repeated header appears once per value.
-    pub headers: Vec<String>,
+    #[napi(ts_type = "string[]")]
+    pub headers: Headers,
     #[napi(ts_type = "Buffer")]
     pub body: Copied,
 }
 
-pub fn reply(res: http::Response<Bytes>) -> Reply {
-    let mut headers = Vec::with_capacity(res.headers().len() * 2);
-    for (n, v) in res.headers() {
-        headers.push(n.as_str().to_owned());
-        headers.push(string_of(v.as_bytes()).into_owned());
+/// A reply's headers, made into JavaScript strings straight from their bytes (Latin-1, as
+/// Node reads a header), with no Rust `String` in between.
+pub struct Headers(pub http::HeaderMap);
+
+impl TypeName for Headers {
+    fn type_name() -> &'static str {
+        "Array"
     }
-    Reply { status: u32::from(res.status().as_u16()), headers, body: Copied(res.into_body()) }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for Headers {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> napi::Result<napi::sys::napi_value> {
+        use napi::sys;
+        let check = |status: sys::napi_status| {
+            if status == sys::Status::napi_ok {
+                Ok(())
+            } else {
+                Err(napi::Error::new(napi::Status::from(status), "a reply's headers could not be made"))
+            }
+        };
+        let mut array = std::ptr::null_mut();
+        // SAFETY (each call): `env` is the live environment of the current call; every
+        // pointer passed is valid for the length given with it.
+        check(unsafe { sys::napi_create_array_with_length(env, val.0.len() * 2, &mut array) })?;
+        let latin1 = |bytes: &[u8]| -> napi::Result<sys::napi_value> {
+            let mut s = std::ptr::null_mut();
+            check(unsafe { sys::napi_create_string_latin1(env, bytes.as_ptr().cast(), bytes.len() as isize, &mut s) })?;
+            Ok(s)
+        };
+        for (i, (name, value)) in val.0.iter().enumerate() {
+            let i = i as u32 * 2;
+            check(unsafe { sys::napi_set_element(env, array, i, latin1(name.as_str().as_bytes())?) })?;
+            check(unsafe { sys::napi_set_element(env, array, i + 1, latin1(value.as_bytes())?) })?;
+        }
+        Ok(array)
+    }
 }
 
 /// Bytes handed to JavaScript as a Buffer of their own, copied once into it: cheaper than

@@ -3,11 +3,10 @@
 //! (`idempo::host`). Every export catches panics, so a bug is a JavaScript exception, not
 //! an aborted process.
 
-use http::HeaderName;
-use idempo::host::{self, Dialect, Now, Recorder, now_or_later, text::bytes_of};
-use idempo::{Begun, Check, Decision, Idempotency};
+use idempo::host::{self, Dialect, Now, Recorder, now_if, text::bytes_of};
+use idempo::{Begun, Decision, Idempotency};
 use napi::Env;
-use napi::bindgen_prelude::{Buffer, Either, Either3, Null, Object, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{Buffer, Either, Either3, External, Null, Object, PromiseRaw, ToNapiValue};
 use napi_derive::napi;
 
 use crate::convert::{Reply, object, options, reply};
@@ -29,32 +28,19 @@ impl Engine {
         Ok(Engine { idem })
     }
 
-    /// Look at a request head. `url` is the request target as received (origin or
-    /// absolute form); `headers` is `[name, value, …]`, at least the headers named by
-    /// `requestHeadersRead()`. Returns `null` (pass through), a `Reply`, or a `Pending`.
-    #[napi(catch_unwind, ts_return_type = "Pending | Reply | null")]
-    pub fn check(
-        &self,
-        method: String,
-        url: String,
-        headers: Vec<String>,
-    ) -> Result<Either<Either<Pending, Reply>, Null>> {
-        let mut read: Vec<(&HeaderName, Vec<u8>)> = Vec::new();
-        for pair in headers.chunks_exact(2) {
-            if let Some(name) = self.idem.reads(pair[0].as_bytes()) {
-                read.push((name, bytes_of(&pair[1]).into_owned()));
-            }
-        }
-        let target = bytes_of(&url);
-        let (path, query) = host::split_target(&target);
-        Ok(match self.idem.check(&method, path, query, &read[..]) {
-            Check::Bypass => Either::B(Null),
-            Check::Respond(res) => Either::A(Either::B(reply(res))),
-            Check::Proceed(p) => Either::A(Either::A(Pending { inner: Some(p), gone: host::Gone::new() })),
-        })
+    /// The engine for `check`, `look` and `claim`: module functions (hot.rs).
+    #[napi(getter, catch_unwind, ts_return_type = "ExternalObject<'Idempotency'>")]
+    pub fn handle(&self) -> External<Idempotency> {
+        External::new(self.idem.clone())
     }
 
-    /// The request headers `check` reads (lower case).
+    /// The largest request body a keyed request may have (`maxRequestBody`, B7).
+    #[napi(getter, catch_unwind)]
+    pub fn body_limit(&self) -> f64 {
+        self.idem.config().max_request_body as f64
+    }
+
+    /// The request headers `check` reads (lower case): the order of the values it takes.
     #[napi(catch_unwind)]
     pub fn request_headers_read(&self) -> Vec<String> {
         self.idem.request_headers_read().iter().map(|n| n.as_str().to_owned()).collect()
@@ -100,8 +86,14 @@ pub struct Pending {
     gone: host::Gone,
 }
 
+impl Pending {
+    pub(crate) fn new(inner: idempo::Pending) -> Pending {
+        Pending { inner: Some(inner), gone: host::Gone::new() }
+    }
+}
+
 /// What claiming a key decided: a lease, a reply, or `null` (run unprotected).
-type Decided = Either3<Lease, Reply, Null>;
+pub(crate) type Decided = Either3<Lease, Reply, Null>;
 
 fn decided(decision: Decision) -> Decided {
     match decision {
@@ -111,16 +103,36 @@ fn decided(decision: Decision) -> Decided {
     }
 }
 
-/// Run `fut`: its value at once if the store answered on the first poll (memory), else a
-/// Promise settled from the runtime.
-fn settle<'env, T, F>(env: &'env Env, fut: F) -> Result<Either<T, PromiseRaw<'env, T>>>
+/// Run `fut`: its value at once if the store answers in this process (memory) and did on
+/// the first poll, else a Promise settled from the runtime.
+fn settle<'env, T, F>(env: &'env Env, in_process: bool, fut: F) -> Result<Either<T, PromiseRaw<'env, T>>>
 where
     T: ToNapiValue + Send + 'static,
     F: std::future::Future<Output = T> + Send + 'static,
 {
-    match napi::bindgen_prelude::within_runtime_if_available(|| now_or_later(fut)) {
+    match napi::bindgen_prelude::within_runtime_if_available(|| now_if(in_process, fut)) {
         Now::Ready(v) => Ok(Either::A(v)),
         Now::Later(fut) => crate::completions::spawn(env, fut).map(Either::B),
+    }
+}
+
+/// Claim the key: decided here when the store answers in this process (memory), with no
+/// future at all, else a Promise; a wait for an in-flight duplicate stops once `gone` resolves.
+pub(crate) fn begin<'env, G>(
+    env: &'env Env,
+    pending: idempo::Pending,
+    body: &[u8],
+    gone: G,
+) -> Result<Either<Decided, PromiseRaw<'env, Decided>>>
+where
+    G: std::future::Future<Output = ()> + Send + 'static,
+{
+    match napi::bindgen_prelude::within_runtime_if_available(|| pending.begin_now(body)) {
+        Begun::Decided(decision) => Ok(Either::A(decided(decision))),
+        Begun::Claiming(claiming) => {
+            let fut = async move { decided(claiming.finish(gone).await) };
+            crate::completions::spawn(env, fut).map(Either::B)
+        }
     }
 }
 
@@ -194,15 +206,7 @@ impl Pending {
     #[napi(catch_unwind, ts_return_type = "Lease | Reply | null | Promise<Lease | Reply | null>")]
     pub fn begin<'env>(&mut self, env: &'env Env, body: Buffer) -> Result<Either<Decided, PromiseRaw<'env, Decided>>> {
         let pending = self.take()?;
-        // Decided here when the store answers in this process (memory): no future at all.
-        match napi::bindgen_prelude::within_runtime_if_available(|| pending.begin_now(&body)) {
-            Begun::Decided(decision) => Ok(Either::A(decided(decision))),
-            Begun::Claiming(claiming) => {
-                let left = self.gone.left();
-                let fut = async move { decided(claiming.finish(left).await) };
-                crate::completions::spawn(env, fut).map(Either::B)
-            }
-        }
+        begin(env, pending, &body, self.gone.left())
     }
 }
 
@@ -228,6 +232,26 @@ impl Lease {
         self.rec.start_raw(status, pairs, verdict).map_err(config)
     }
 
+    /// `start`, `push(chunk)` and `complete()` in one call, for a response written whole
+    /// by its `end` (the head is ignored if `start` was called before).
+    #[napi(catch_unwind, ts_return_type = "void | Promise<void>")]
+    pub fn end<'env>(
+        &mut self,
+        env: &'env Env,
+        status: u32,
+        headers: Vec<String>,
+        verdict: Option<Either<bool, String>>,
+        chunk: Option<Buffer>,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        if !self.rec.is_started() {
+            self.start(status, headers, verdict)?;
+        }
+        if let Some(chunk) = chunk {
+            self.rec.push(&chunk);
+        }
+        self.complete(env, None)
+    }
+
     /// A chunk of the body, as it goes to the client.
     #[napi(catch_unwind)]
     pub fn push(&mut self, chunk: &[u8]) {
@@ -246,14 +270,16 @@ impl Lease {
         if omitted == Some(true) {
             self.rec.omit();
         }
-        self.rec.finish().map_or(Ok(Either::A(())), |write| settle(env, write))
+        let in_process = self.rec.in_process();
+        self.rec.finish().map_or(Ok(Either::A(())), |write| settle(env, in_process, write))
     }
 
     /// Give the key up so that a retry runs the handler again: `undefined` when done at
     /// once, else a Promise.
     #[napi(catch_unwind, ts_return_type = "void | Promise<void>")]
     pub fn release<'env>(&mut self, env: &'env Env) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        self.rec.fail().map_or(Ok(Either::A(())), |release| settle(env, release))
+        let in_process = self.rec.in_process();
+        self.rec.fail().map_or(Ok(Either::A(())), |release| settle(env, in_process, release))
     }
 
     /// Whether the response has not ended yet (the key is still held).

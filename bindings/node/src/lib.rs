@@ -9,6 +9,15 @@ mod convert;
 mod engine;
 mod error;
 #[cfg_attr(test, allow(dead_code))]
+mod hot;
+#[cfg_attr(test, allow(dead_code))]
 mod logging;
 #[cfg_attr(test, allow(dead_code))]
 mod store;
+
+/// `look` and `claim` on the module's exports (hot.rs: plain Node-API functions).
+#[napi_derive::napi(module_exports, catch_unwind)]
+pub fn hot_functions(exports: napi::bindgen_prelude::Object, env: napi::Env) -> napi::Result<()> {
+    use napi::bindgen_prelude::JsValue;
+    hot::functions(env.raw(), exports.raw())
+}

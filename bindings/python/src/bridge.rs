@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use idempo::host::inbox::Inbox;
-use idempo::host::{Now, now_or_later};
+use idempo::host::{Now, now_if};
 use pyo3::prelude::*;
 
 use crate::error::runtime;
@@ -69,11 +69,14 @@ fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue
 }
 
 /// Run `fut`; its output is turned into a Python value by `convert` (with the GIL held).
-/// The value itself when the future is ready at once. Else, with an event loop, an asyncio
-/// future on it; without one (WSGI, sync code), the value, the GIL released meanwhile.
+/// The value itself when the future is ready at once (it is polled here only when
+/// `in_process`: the store answers without I/O, `now_if`). Else, with an event loop, an
+/// asyncio future on it; without one (WSGI, sync code), the value, the GIL released
+/// meanwhile.
 pub fn run<F, T>(
     py: Python<'_>,
     event_loop: Option<&Bound<'_, PyAny>>,
+    in_process: bool,
     fut: F,
     convert: fn(Python<'_>, T) -> PyResult<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>>
@@ -83,7 +86,7 @@ where
 {
     let rt = runtime()?;
     let entered = rt.enter();
-    let fut = match now_or_later(fut) {
+    let fut = match now_if(in_process, fut) {
         Now::Ready(value) => return convert(py, value),
         Now::Later(fut) => fut,
     };

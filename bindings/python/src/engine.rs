@@ -228,7 +228,7 @@ impl Pending {
             Begun::Decided(decision) => decided(py, decision),
             Begun::Claiming(claiming) => {
                 let left = self.gone.left();
-                run(py, event_loop, async move { claiming.finish(left).await }, decided)
+                run(py, event_loop, false, async move { claiming.finish(left).await }, decided)
             }
         }
     }
@@ -283,7 +283,8 @@ impl Lease {
         if omitted {
             self.rec.omit();
         }
-        self.rec.finish().map_or(Ok(py.None()), |write| run(py, event_loop, write, none))
+        let in_process = self.rec.in_process();
+        self.rec.finish().map_or(Ok(py.None()), |write| run(py, event_loop, in_process, write, none))
     }
 
     /// Give the key up so that a retry runs the app again (an exception from the app or
@@ -291,7 +292,8 @@ impl Lease {
     /// `complete` does.
     #[pyo3(signature = (event_loop = None))]
     fn release(&mut self, py: Python<'_>, event_loop: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-        self.rec.fail().map_or(Ok(py.None()), |release| run(py, event_loop, release, none))
+        let in_process = self.rec.in_process();
+        self.rec.fail().map_or(Ok(py.None()), |release| run(py, event_loop, in_process, release, none))
     }
 
     /// Whether the response has not ended yet (the key is still held).

@@ -39,7 +39,7 @@ pub const SCOPE_MISSING: &str =
 pub use options::{Dialect, Value};
 pub use recorder::Recorder;
 
-pub use crate::ready::{Now, now_or_later};
+pub use crate::ready::{Now, now_if, now_or_later};
 pub use crate::target::{encode_path, origin_path, split_target};
 
 use crate::stats::StatsSnapshot;

@@ -59,6 +59,12 @@ impl Recorder {
         self.lease.is_some()
     }
 
+    /// Whether the store answers in this process ([`Store::in_process`](crate::store::Store::in_process)):
+    /// [`Recorder::finish`]'s future is then worth one poll on the caller's thread ([`now_if`](crate::host::now_if)).
+    pub fn in_process(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.shared().store.in_process())
+    }
+
     /// Whether the head just given is the whole response (204, 304, `Content-Length: 0`):
     /// a server writes such a head to the client as a complete response at once, so the
     /// integration stores it before handing the head on, or a retry sent at once would

@@ -375,9 +375,11 @@ type Cell = Arc<OnceCell<Connected>>;
 /// A store connected once per process (see the module's documentation).
 pub struct ProcessStore {
     spec: StoreSpec,
-    current: Mutex<Option<(u32, Cell)>>,
-    /// The process that made it.
-    creator: u32,
+    /// This process's connection, and the fork count (`crate::forks`) it was made under:
+    /// a forked child finds it made before its fork and makes its own.
+    current: Mutex<Option<(u64, Cell)>>,
+    /// The fork count when it was made: a process forked since is another one.
+    creator: u64,
 }
 
 impl std::fmt::Debug for StoreSpec {
@@ -394,7 +396,7 @@ impl std::fmt::Debug for ProcessStore {
 
 impl ProcessStore {
     pub fn new(spec: StoreSpec) -> Arc<ProcessStore> {
-        Arc::new(ProcessStore { spec, current: Mutex::new(None), creator: std::process::id() })
+        Arc::new(ProcessStore { spec, current: Mutex::new(None), creator: crate::forks::generation() })
     }
 
     pub fn spec(&self) -> &StoreSpec {
@@ -402,15 +404,15 @@ impl ProcessStore {
     }
 
     fn cell(&self) -> Cell {
-        let pid = std::process::id();
+        let forks = crate::forks::generation();
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         match &*current {
-            Some((owner, cell)) if *owner == pid => cell.clone(),
+            Some((made, cell)) if *made == forks => cell.clone(),
             _ => {
                 // A memory store made in another process (before a fork): this one starts
                 // empty, and a key sent to two workers runs twice (B21). Said once.
                 static WARNED: AtomicBool = AtomicBool::new(false);
-                if pid != self.creator
+                if forks != self.creator
                     && matches!(self.spec, StoreSpec::Memory { .. })
                     && !WARNED.swap(true, Ordering::Relaxed)
                 {
@@ -422,7 +424,7 @@ impl ProcessStore {
                     );
                 }
                 let cell = Cell::default();
-                *current = Some((pid, cell.clone()));
+                *current = Some((forks, cell.clone()));
                 cell
             }
         }
@@ -485,6 +487,10 @@ impl Store for ProcessStore {
     ) -> Result<Claim, StoreError> {
         let store = self.get().await?;
         self.scrubbed(store.claim_for(owner, id, fingerprint, lease_ttl).await)
+    }
+
+    fn in_process(&self) -> bool {
+        matches!(self.spec, StoreSpec::Memory { .. })
     }
 
     fn claim_in_process(

@@ -633,6 +633,10 @@ impl Store for MemoryStore {
         self.claim_now_for(owner, id, fingerprint, lease_ttl)
     }
 
+    fn in_process(&self) -> bool {
+        true
+    }
+
     fn claim_in_process(
         &self,
         owner: Owner<'_>,

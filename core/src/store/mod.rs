@@ -210,6 +210,14 @@ pub trait Store: Send + Sync + 'static {
         self.claim(id, fingerprint, lease_ttl).await
     }
 
+    /// Whether [`Store::claim_in_process`] and [`Store::complete_in_process`] answer (the
+    /// memory store). A binding polls an operation on its own thread only then: polling a
+    /// network store's operation there starts its I/O there, and the wake-ups of the
+    /// runtime's threads it costs are dearer than the poll saves.
+    fn in_process(&self) -> bool {
+        false
+    }
+
     /// [`Store::claim_for`] answered at once, by a store that keeps its records in this
     /// process and so never waits on I/O (the memory store). `None`, the default, means
     /// only `claim_for` can answer. The engine asks this first: it spares such a store

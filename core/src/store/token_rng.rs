@@ -3,35 +3,13 @@
 //!
 //! A forked child (Python's multiprocessing, gunicorn's pre-fork workers) starts with a
 //! copy of its parent's generators and would draw the same tokens: a handler registered
-//! with `pthread_atfork` counts forks, and a generator seeded before the latest fork seeds
-//! itself again before it is used.
+//! with `pthread_atfork` counts forks (`crate::forks`), and a generator seeded before the
+//! latest fork seeds itself again before it is used.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chacha20::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
-
-/// Forks this process has gone through, as seen by the child.
-static FORKS: AtomicU64 = AtomicU64::new(0);
-
-#[cfg(unix)]
-fn count_forks() {
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    REGISTER.call_once(|| {
-        extern "C" fn in_child() {
-            FORKS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: the handler only increments an atomic, which is safe in a child that
-        // has just been forked (no lock, no allocation).
-        unsafe {
-            libc::pthread_atfork(None, None, Some(in_child));
-        }
-    });
-}
-
-#[cfg(not(unix))]
-fn count_forks() {}
 
 thread_local! {
     /// This thread's generator and the fork count it was seeded under.
@@ -40,10 +18,9 @@ thread_local! {
 
 /// Fill `out` with random bytes; an error only when the OS has no randomness to seed with.
 pub(crate) fn fill(out: &mut [u8]) -> Result<(), getrandom::Error> {
-    count_forks();
+    let forks = crate::forks::generation();
     let drawn = GENERATOR.try_with(|cell| {
         let mut cell = cell.borrow_mut();
-        let forks = FORKS.load(Ordering::Relaxed);
         let rng = match &mut *cell {
             Some((seeded, rng)) if *seeded == forks => rng,
             slot => {
