@@ -1,6 +1,12 @@
 //! The idempo core for Node (napi-rs). The npm package's Express middleware and Fastify
 //! plugin (`node/`) are written over these classes.
 
+/// The addon's own allocations (not Node's) come from mimalloc: Node's thread and the
+/// runtime's allocate and free for each other on every store operation, and glibc's
+/// arenas make them wait on one another's locks for it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg_attr(test, allow(dead_code))]
 mod completions;
 mod convert;

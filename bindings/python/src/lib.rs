@@ -1,6 +1,12 @@
 //! `idempo._native`: the idempo core for Python. The `idempo` package's ASGI and WSGI
 //! middleware are written over these classes; see `python/idempo`.
 
+/// The extension's own allocations (not Python's) come from mimalloc: Python's threads and
+/// the runtime's allocate and free for each other on every store operation, and glibc's
+/// arenas make them wait on one another's locks for it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bridge;
 mod convert;
 mod engine;
