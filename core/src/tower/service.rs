@@ -10,9 +10,9 @@ use tower_service::Service;
 use super::body::HttpBody;
 use super::future::{BoxResponseFuture, ResponseFuture};
 use super::layer::ScopeRule;
-use super::request_body::{ReadError, drain, read_body};
+use super::request_body::{BodyReader, ReadError, drain};
 use super::response_body::{Collected, End, Recording, ResponseBody, collect_ready};
-use crate::engine::{Check, Decision, Idempotency};
+use crate::engine::{Begun, Check, Decision, Idempotency, Pending};
 use crate::host::{DRAIN_LIMIT, Recorder};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -43,6 +43,13 @@ tokio::task_local! {
 /// no one left to answer.
 fn caller_gone() -> impl std::future::Future<Output = ()> {
     std::future::poll_fn(|_| if RESCUED.try_with(|_| ()).is_ok() { Poll::Ready(()) } else { Poll::Pending })
+}
+
+/// Where a keyed request's future starts: its body read and the claim begun already, or
+/// its body still to read.
+enum Start<B> {
+    Begun(Bytes, Begun),
+    Reading(BodyReader<B>, Pending),
 }
 
 /// A recorded body dropped before its record was stored (a client gone mid-body): the rest
@@ -104,7 +111,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: HttpBody,
+    ReqBody: HttpBody + Unpin,
     ReqBody::Error: Into<BoxError>,
     ResBody: HttpBody,
     ResBody::Error: Into<BoxError> + Send,
@@ -143,20 +150,46 @@ where
             ScopeRule::Fn(scope) => pending.set_scope(scope(&parts)),
             ScopeRule::Global => pending.set_global_scope(),
         }
+        // A body that is all there already (a body of bytes, or one whose frames have come)
+        // is read now, and a replay or a problem answered with no future and no service
+        // clone; one still coming is read by the future.
+        let mut reader = BodyReader::new(body, pending.body_limit());
+        let start = match reader.read_now() {
+            Some(Ok(bytes)) => match pending.begin_now(&bytes) {
+                Begun::Decided(Decision::Respond(res)) => return ResponseFuture::ready(res),
+                begun => Start::Begun(bytes, begun),
+            },
+            Some(Err(ReadError::Failed(reason))) => return ResponseFuture::ready(pending.unreadable(&reason)),
+            Some(Err(ReadError::TooLarge)) | None => Start::Reading(reader, pending),
+        };
         // The service that was polled ready goes into the future; a fresh clone stays.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::idempotent(
             Box::pin(async move {
-                let bytes = match read_body(body, pending.body_limit()).await {
-                    Ok(bytes) => bytes,
-                    Err(ReadError::TooLarge(rest)) => {
-                        drain(rest, DRAIN_LIMIT).await;
-                        return Ok(pending.too_large().map(ResBody::from_bytes));
+                let (bytes, begun) = match start {
+                    Start::Begun(bytes, begun) => (bytes, begun),
+                    Start::Reading(mut reader, pending) => {
+                        match std::future::poll_fn(|cx| reader.poll_read(cx)).await {
+                            Ok(bytes) => {
+                                let begun = pending.begin_now(&bytes);
+                                (bytes, begun)
+                            }
+                            Err(ReadError::TooLarge) => {
+                                drain(reader.into_body(), DRAIN_LIMIT).await;
+                                return Ok(pending.too_large().map(ResBody::from_bytes));
+                            }
+                            Err(ReadError::Failed(reason)) => {
+                                return Ok(pending.unreadable(&reason).map(ResBody::from_bytes));
+                            }
+                        }
                     }
-                    Err(ReadError::Failed(reason)) => return Ok(pending.unreadable(&reason).map(ResBody::from_bytes)),
                 };
-                let lease = match pending.begin_until(&bytes, caller_gone()).await {
+                let decision = match begun {
+                    Begun::Decided(decision) => decision,
+                    Begun::Claiming(claiming) => claiming.finish(caller_gone()).await,
+                };
+                let lease = match decision {
                     Decision::Respond(res) => return Ok(res.map(ResBody::from_bytes)),
                     Decision::Bypass => {
                         return inner.call(Request::from_parts(parts, ReqBody::from_bytes(bytes))).await;
