@@ -55,6 +55,11 @@ test('every synchronous export of the addon catches panics', () => {
         assert.match(lines[i + 1], /^guarded\(env, /, `${file}: ${line} does not catch panics`)
         return
       }
+      // Runs once as the module loads, not as a JavaScript call: it catches panics itself.
+      if (line === '#[napi_derive::module_init]') {
+        assert.match(lines.slice(i + 1, i + 8).join('\n'), /catch_unwind\(/, `${file}: module_init does not catch panics`)
+        return
+      }
       if (!line.startsWith('#[napi')) return
       const item = lines.slice(i + 1).find(l => !l.startsWith('#[') && !l.startsWith('///')) || ''
       if (!/^(pub )?fn /.test(item)) return
