@@ -165,6 +165,17 @@ impl<const N: usize> Args<N> {
         Ok(item)
     }
 
+    /// `Idempotency::check` of the head in arguments 1 (method), 2 (target) and 3 (values).
+    fn check(&mut self, idem: &'static Idempotency) -> Result<Check> {
+        let method = self.text(1)?;
+        let url = self.text(2)?;
+        let values = self.values(3, idem.request_headers_read())?;
+        let read = self.headers(&values)?;
+        let target = bytes_of(self.str(url)?);
+        let (path, query) = host::split_target(&target);
+        Ok(idem.check(self.str(method)?, path, query, &read[..]))
+    }
+
     /// The values as the engine reads them.
     fn headers(&self, values: &[(&'static http::HeaderName, (usize, usize))]) -> Result<Vec<Read<'_>>> {
         values.iter().map(|&(name, range)| Ok((name, bytes_of(self.str(range)?)))).collect()
@@ -220,13 +231,7 @@ unsafe extern "C" fn check(env: napi_env, info: napi_callback_info) -> napi_valu
     guarded(env, || {
         let mut args = Args::<4>::new(env, info)?;
         let idem = args.engine(0)?;
-        let method = args.text(1)?;
-        let url = args.text(2)?;
-        let values = args.values(3, idem.request_headers_read())?;
-        let read = args.headers(&values)?;
-        let target = bytes_of(args.str(url)?);
-        let (path, query) = host::split_target(&target);
-        match idem.check(args.str(method)?, path, query, &read[..]) {
+        match args.check(idem)? {
             Check::Bypass => value(env, napi::bindgen_prelude::Null),
             Check::Respond(res) => value(env, reply(res)),
             Check::Proceed(p) => value(env, Pending::new(p)),
@@ -264,9 +269,7 @@ unsafe extern "C" fn claim(env: napi_env, info: napi_callback_info) -> napi_valu
     guarded(env, || {
         let mut args = Args::<7>::new(env, info)?;
         let idem = args.engine(0)?;
-        let method = args.text(1)?;
-        let url = args.text(2)?;
-        let values = args.values(3, idem.request_headers_read())?;
+        let checked = args.check(idem)?;
         let named = args.bool(4)?;
         let scope = match args.kind(5)? {
             sys::ValueType::napi_string => Some(Either::A(args.text(5)?)),
@@ -274,10 +277,7 @@ unsafe extern "C" fn claim(env: napi_env, info: napi_callback_info) -> napi_valu
             _ => None,
         };
         let body = args.bytes(6)?;
-        let read = args.headers(&values)?;
-        let target = bytes_of(args.str(url)?);
-        let (path, query) = host::split_target(&target);
-        let mut pending = match idem.check(args.str(method)?, path, query, &read[..]) {
+        let mut pending = match checked {
             Check::Bypass => return value(env, napi::bindgen_prelude::Null),
             Check::Respond(res) => return value(env, reply(res)),
             Check::Proceed(p) => p,
