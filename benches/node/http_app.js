@@ -2,7 +2,7 @@
 // One app for the loopback load test: APP=express|fastify, WRAPPED=1 adds idempotency
 // (memory store). GET / and POST / answer a small JSON body. For profiling Express,
 // WRAPPED=noop adds an empty middleware, WRAPPED=load only loads idempo, WRAPPED=covers
-// makes one native call per request (engine.covers), WRAPPED=check one engine.check.
+// makes one native call per request (engine.covers), WRAPPED=check one native check.
 const path = require('node:path')
 const node = path.join(__dirname, '..', '..', 'node')
 const { MemoryStore } = require(node)
@@ -27,8 +27,8 @@ async function main () {
       const { idempotency } = require(path.join(node, 'express'))
       const native = require(path.join(node, 'lib', 'native'))
       const { NATIVE } = require(path.join(node, 'lib', 'stores'))
-      const engine = new native.Engine(new MemoryStore()[NATIVE])
-      app.use((req, res, next) => { engine.check(req.method, req.url, []); next() })
+      const { handle } = new native.Engine(new MemoryStore()[NATIVE])
+      app.use((req, res, next) => { native.check(handle, req.method, req.url, []); next() })
       void idempotency
     }
     app.get('/', (req, res) => res.json({ ok: true }))

@@ -129,7 +129,7 @@ function verdictOf (storeStatus, status) {
 }
 
 /**
- * Whether a request must go to `engine.check` at all. The core says (B4, as data) which
+ * Whether a request must go to the engine at all. The core says (B4, as data) which
  * header a covered request needs for anything to happen; without it the request passes
  * through, counted, with no native call. When keys are required every request is checked.
  */
@@ -225,7 +225,7 @@ function replyOf (r) {
     add(headers, name, r.slice(at, next))
     at = next + 1
   }
-  return { status, headers, body: Buffer.from(at < r.length ? r.slice(at) : '', 'latin1') }
+  return { status, headers, body: Buffer.from(r.slice(at), 'latin1') }
 }
 
 /** A reply's `[name, value, …]` as an object for writeHead: repeated names as arrays. */

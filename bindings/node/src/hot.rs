@@ -16,10 +16,6 @@ use std::ptr;
 use idempo::host::{self, text::bytes_of};
 use idempo::{Check, Idempotency, Look};
 
-/// A header the engine reads, and a value of it.
-type Read<'a> = (&'static http::HeaderName, std::borrow::Cow<'a, [u8]>);
-/// A header the engine reads, and where a value of it sits in the call's buffer.
-type Value = (&'static http::HeaderName, (usize, usize));
 use napi::bindgen_prelude::{Either, External, FromNapiRef, ToNapiValue};
 use napi::sys::{self, napi_callback_info, napi_env, napi_value};
 use napi::{Env, JsError};
@@ -28,8 +24,13 @@ use crate::convert::reply;
 use crate::engine::{Pending, begin};
 use crate::error::{Result, config};
 
+/// A header the engine reads, and a value of it.
+type Read<'a> = (&'static http::HeaderName, std::borrow::Cow<'a, [u8]>);
+/// A header the engine reads, and where a value of it sits in the call's buffer.
+type Value = (&'static http::HeaderName, (usize, usize));
+
 /// The functions, to put on the module's exports.
-pub fn functions(env: napi_env, exports: napi_value) -> napi::Result<()> {
+pub fn functions(env: napi_env, exports: napi_value) -> Result<()> {
     define(env, exports, c"check", check)?;
     define(env, exports, c"look", look)?;
     define(env, exports, c"claim", claim)
@@ -37,19 +38,16 @@ pub fn functions(env: napi_env, exports: napi_value) -> napi::Result<()> {
 
 type Callback = unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value;
 
-fn define(env: napi_env, exports: napi_value, name: &std::ffi::CStr, cb: Callback) -> napi::Result<()> {
+fn define(env: napi_env, exports: napi_value, name: &std::ffi::CStr, cb: Callback) -> Result<()> {
     let mut f = ptr::null_mut();
     // SAFETY: `env` and `exports` are the module's, during its registration.
-    status(unsafe { sys::napi_create_function(env, name.as_ptr(), -1, Some(cb), ptr::null_mut(), &mut f) })?;
-    status(unsafe { sys::napi_set_named_property(env, exports, name.as_ptr(), f) })
-}
-
-fn status(s: sys::napi_status) -> napi::Result<()> {
-    if s == sys::Status::napi_ok {
-        Ok(())
+    let made = unsafe { sys::napi_create_function(env, name.as_ptr(), -1, Some(cb), ptr::null_mut(), &mut f) };
+    let set = if made == sys::Status::napi_ok {
+        unsafe { sys::napi_set_named_property(env, exports, name.as_ptr(), f) }
     } else {
-        Err(napi::Error::new(napi::Status::from(s), "Node-API call failed"))
-    }
+        made
+    };
+    if set == sys::Status::napi_ok { Ok(()) } else { Err(config(format!("{name:?} could not be exported"))) }
 }
 
 /// Run `f` as a callback's body: its error, or a panic, thrown as a JavaScript error.

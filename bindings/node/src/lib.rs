@@ -51,5 +51,5 @@ mod store;
 #[napi_derive::napi(module_exports, catch_unwind)]
 pub fn hot_functions(exports: napi::bindgen_prelude::Object, env: napi::Env) -> napi::Result<()> {
     use napi::bindgen_prelude::JsValue;
-    hot::functions(env.raw(), exports.raw())
+    hot::functions(env.raw(), exports.raw()).map_err(|e| napi::Error::from_reason(e.reason))
 }
