@@ -99,26 +99,35 @@ async fn postgres_new_key_costs_two_statements_and_replay_one() {
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
 }
 
-/// A TCP proxy in front of PostgreSQL counting round trips on the wire: every time the
-/// client sends after the server has answered (or first) is one. It sees what
+/// What the counting proxy saw the client do.
+#[derive(Clone, Default)]
+struct Wire {
+    /// Round trips: every time the client sends after the server has answered (or first).
+    turns: Arc<AtomicUsize>,
+    /// Reads of what the client sent: at most one per write the client made.
+    sends: Arc<AtomicUsize>,
+}
+
+/// A TCP proxy in front of PostgreSQL counting round trips on the wire. It sees what
 /// `pg_stat_statements` does not: a pool's ping of every connection given back to it.
-async fn counting_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+async fn counting_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, Wire) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let turns = Arc::new(AtomicUsize::new(0));
-    let counted = turns.clone();
+    let wire = Wire::default();
+    let counted = wire.clone();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let Ok(server) = tokio::net::TcpStream::connect(target).await else { continue };
             let (mut client_rx, mut client_tx) = client.into_split();
             let (mut server_rx, mut server_tx) = server.into_split();
             let answered = Arc::new(AtomicBool::new(true));
-            let (turns, answered2) = (counted.clone(), answered.clone());
+            let (wire, answered2) = (counted.clone(), answered.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                    wire.sends.fetch_add(1, Ordering::SeqCst);
                     if answered.swap(false, Ordering::SeqCst) {
-                        turns.fetch_add(1, Ordering::SeqCst);
+                        wire.turns.fetch_add(1, Ordering::SeqCst);
                     }
                     if server_tx.write_all(&buf[..n]).await.is_err() {
                         break;
@@ -136,24 +145,31 @@ async fn counting_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, 
             });
         }
     });
-    (addr, turns)
+    (addr, wire)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_operations_cost_one_round_trip_each_on_the_wire() {
+/// A store over the counting proxy, on a table of its own.
+async fn proxied_store(max_connections: u32) -> (PostgresStore, sqlx::PgPool, String, Wire) {
     use std::str::FromStr;
     let options = sqlx::postgres::PgConnectOptions::from_str(&services::database_url()).unwrap();
     let target =
         tokio::net::lookup_host((options.get_host().to_owned(), options.get_port())).await.unwrap().next().unwrap();
-    let (proxy, turns) = counting_proxy(target).await;
+    let (proxy, wire) = counting_proxy(target).await;
     let pool = PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(max_connections)
         .connect_with(options.host("127.0.0.1").port(proxy.port()).ssl_mode(sqlx::postgres::PgSslMode::Disable))
         .await
         .unwrap();
     let table = format!("wire_{:x}", idempo::Token::random().0 as u32);
     let store = PostgresStore::with_table(pool.clone(), &table).unwrap().with_sweep_interval(std::time::Duration::ZERO);
     store.migrate().await.unwrap();
+    (store, pool, table, wire)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_operations_cost_one_round_trip_each_on_the_wire() {
+    let (store, pool, table, wire) = proxied_store(4).await;
+    let turns = wire.turns;
     let app = TestApp::new(Idempotency::builder(store).build());
     // Warm up: the store's connection is made and its statements prepared.
     let warm = key("warm");
@@ -166,5 +182,29 @@ async fn postgres_operations_cost_one_round_trip_each_on_the_wire() {
     assert_eq!(turns.swap(0, Ordering::SeqCst), 2, "a new key: claim and complete, one round trip each");
     assert!(app.send(post("/echo", Some(&k), "x")).await.replayed());
     assert_eq!(turns.swap(0, Ordering::SeqCst), 1, "a replay: one round trip");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
+}
+
+/// Concurrent operations share the store's writes to PostgreSQL (postgres_pipe.rs): 400
+/// replays at once, on a store allowed 4 connections, are sent in far fewer writes than
+/// there are statements. One statement per connection would make a write each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_operations_share_writes() {
+    const REPLAYS: usize = 400;
+    let (store, pool, table, wire) = proxied_store(4).await;
+    let app = Arc::new(TestApp::new(Idempotency::builder(store).build()));
+    let k = key("shared");
+    app.send(post("/echo", Some(&k), "x")).await;
+    assert!(app.send(post("/echo", Some(&k), "x")).await.replayed()); // connections made, statements prepared
+    wire.sends.store(0, Ordering::SeqCst);
+    let replays = (0..REPLAYS).map(|_| {
+        let (app, k) = (app.clone(), k.clone());
+        tokio::spawn(async move { app.send(post("/echo", Some(&k), "x")).await.replayed() })
+    });
+    for replayed in futures_util::future::join_all(replays).await {
+        assert!(replayed.unwrap(), "every concurrent duplicate replays");
+    }
+    let sends = wire.sends.load(Ordering::SeqCst);
+    assert!(sends * 2 <= REPLAYS, "{REPLAYS} concurrent claims took {sends} writes: not pipelined");
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\""))).execute(&pool).await.unwrap();
 }

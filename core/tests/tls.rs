@@ -65,13 +65,40 @@ async fn b22_postgres_sslmode_verify_full_with_the_right_and_the_wrong_ca() {
     // A CA file without an sslmode means verify-full.
     refused(PostgresStore::connect_with(&t.postgres, &Tls::ca_file(&t.wrong_ca)).await, "CA file, no sslmode");
     PostgresStore::connect_with(&t.postgres, &Tls::ca_file(&t.ca)).await.expect("CA file, no sslmode, right CA");
-    // The URL's own sslrootcert and verify-ca work too.
-    PostgresStore::connect(&url(&format!("sslmode=verify-ca&sslrootcert={}", t.ca))).await.expect("verify-ca");
+    // The URL's own sslrootcert and verify-ca work too, for the pool and for the store's
+    // own connections its operations run on (round_trip).
+    let store =
+        PostgresStore::connect(&url(&format!("sslmode=verify-ca&sslrootcert={}", t.ca))).await.expect("verify-ca");
+    round_trip(Arc::new(store)).await;
     // require encrypts without checking whose certificate it is.
-    PostgresStore::connect(&url("sslmode=require")).await.expect("require");
+    round_trip(Arc::new(PostgresStore::connect(&url("sslmode=require")).await.expect("require"))).await;
     refused(PostgresStore::connect(&url(&format!("sslmode=verify-full&sslrootcert={}", t.wrong_ca))).await, "wrong");
     // The server refuses plain text, so a session that works was encrypted.
     refused(PostgresStore::connect(&url("sslmode=disable")).await, "sslmode=disable");
+}
+
+/// The store's own connections (its operations are pipelined on them, not run on the pool)
+/// connect as the pool's options say: with a pool made lazily, nothing has checked the
+/// certificate before the first operation, which must refuse the wrong CA itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b22_postgres_operations_check_the_certificate_the_pool_would() {
+    use std::str::FromStr;
+    let t = services::tls();
+    let lazy = |ca: &str| {
+        let options =
+            sqlx::postgres::PgConnectOptions::from_str(&format!("{}?sslmode=verify-full&sslrootcert={ca}", t.postgres))
+                .unwrap();
+        PostgresStore::from_pool(sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy_with(options))
+            .unwrap()
+    };
+    let id = idempo::testing::random_id();
+    let claim =
+        lazy(&t.wrong_ca).claim(&id, &idempo::testing::fingerprint(4), std::time::Duration::from_secs(30)).await;
+    let why = refused(claim, "the wrong CA, on the store's own connection");
+    assert!(why.to_lowercase().contains("certificate") || why.contains("UnknownIssuer"), "{why}");
+    let store = lazy(&t.ca);
+    store.migrate().await.unwrap();
+    round_trip(Arc::new(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

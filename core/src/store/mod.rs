@@ -9,9 +9,9 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
-mod postgres_conns;
-#[cfg(feature = "postgres")]
 mod postgres_events;
+#[cfg(feature = "postgres")]
+mod postgres_pipe;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]

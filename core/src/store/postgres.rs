@@ -2,8 +2,8 @@
 //!
 //! One row per record in a table made by [`PostgresStore::migrate`]. Each operation is one
 //! statement (claim is a CTE that inserts or reads in one go), prepared once per
-//! connection, on connections the store keeps itself (postgres_conns.rs: an sqlx pool
-//! would ping each one it gets back), so one round trip on the wire. Expiry is judged by the database's `now()` only.
+//! connection, on connections the store keeps itself (postgres_pipe.rs: pipelined, so the
+//! statements of concurrent requests share writes), so one round trip on the wire. Expiry is judged by the database's `now()` only.
 //! Expired rows are deleted in batches by a background sweep every `sweep_interval` (60 s,
 //! B23), started with the store's first claim; an advisory lock keeps it to one process at
 //! a time. [`PostgresStore::sweep`] runs one by hand.
@@ -15,11 +15,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::str::FromStr;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, ToSql};
 
-use super::postgres_conns::Conns;
 use super::postgres_events::Events;
+use super::postgres_pipe::{Op, Pipe};
 use super::{Claim, Completion, Release, Renewal, Store, StoreError, Tls, Token, Watch};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
@@ -31,8 +33,9 @@ pub const DEFAULT_SWEEP_BATCH: u32 = 1000;
 /// How often the background sweep runs unless told (B23).
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The store's own connections for its operations when it makes its pool itself.
-const OWN_CONNECTIONS: usize = 16;
+/// The store's own connections for its operations when it makes its pool itself: each
+/// takes several operations at once (postgres_pipe.rs), so a few serve much concurrency.
+const OWN_CONNECTIONS: usize = 4;
 
 /// How often a claim re-reads after losing a race for a row it could not yet see.
 const CLAIM_ATTEMPTS: usize = 5;
@@ -137,8 +140,8 @@ pub struct PostgresStore {
     sql: Arc<Statements>,
     sweep: Arc<Sweep>,
     events: Arc<Events>,
-    /// The connections claim, renew, complete and release run on (postgres_conns.rs).
-    conns: Arc<Conns>,
+    /// The connections claim, renew, complete, release and mark run on (postgres_pipe.rs).
+    conns: Arc<Pipe>,
 }
 
 /// The background sweep: its interval and whether it has started.
@@ -205,9 +208,9 @@ fn quoted_table(name: &str) -> Result<(String, String), StoreError> {
 }
 
 impl PostgresStore {
-    /// Connect to `postgres://user:password@host:port/db`: up to 16 connections of the
-    /// store's own for its operations, and a pool of up to 4 for the rest (migration, the
-    /// sweep, the listener of waiters, B20).
+    /// Connect to `postgres://user:password@host:port/db`: up to 4 connections of the
+    /// store's own for its operations (each pipelines several at once), and a pool of up
+    /// to 4 for the rest (migration, the sweep, the listener of waiters, B20).
     /// Fails if the database cannot be reached now. Call [`PostgresStore::migrate`] once.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
         PostgresStore::connect_with(url, &Tls::default()).await
@@ -233,9 +236,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        let mut store = PostgresStore::from_pool(pool)?;
-        store.conns = Arc::new(Conns::new(&store.pool, OWN_CONNECTIONS));
-        Ok(store)
+        PostgresStore::build(pool, DEFAULT_TABLE, OWN_CONNECTIONS)
     }
 
     /// Use an existing pool, with the default table. Its options make the store's own
@@ -247,12 +248,18 @@ impl PostgresStore {
 
     /// Use an existing pool and the table `name` (or `schema.name`).
     pub fn with_table(pool: PgPool, name: &str) -> Result<PostgresStore, StoreError> {
+        let size = pool.options().get_max_connections() as usize;
+        PostgresStore::build(pool, name, size)
+    }
+
+    fn build(pool: PgPool, name: &str, connections: usize) -> Result<PostgresStore, StoreError> {
         let (table, index) = quoted_table(name)?;
         let channel = format!("idempo_{:016x}", sweep_lock(name) as u64);
         let sql = Arc::new(Statements::new(&table, &index, &channel));
         let sweep = Sweep { interval: DEFAULT_SWEEP_INTERVAL, started: AtomicBool::new(false), lock: sweep_lock(name) };
         let events = Arc::new(Events::new(pool.clone(), channel));
-        let conns = Arc::new(Conns::new(&pool, pool.options().get_max_connections() as usize));
+        let statements = [&sql.claim, &sql.renew, &sql.complete, &sql.release, &sql.mark].map(Arc::clone);
+        let conns = Arc::new(Pipe::new(&pool.connect_options(), statements, connections)?);
         Ok(PostgresStore { pool, table: name.to_owned(), sql, sweep: Arc::new(sweep), events, conns })
     }
 
@@ -352,43 +359,18 @@ impl PostgresStore {
         }
     }
 
-    async fn affected(
-        &self,
-        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<bool, StoreError> {
-        let mut conn = self.conns.get().await?;
-        let outcome = statement.execute(conn.connection()?).await;
-        Ok(conn.settle(outcome)?.rows_affected() == 1)
-    }
-
-    /// One row of `statement`, on the store's own connections.
-    async fn row(
-        &self,
-        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<PgRow, StoreError> {
-        let mut conn = self.conns.get().await?;
-        let outcome = statement.fetch_one(conn.connection()?).await;
-        conn.settle(outcome)
-    }
-
     /// Whether a complete or release statement (which tells waiters) found its row.
-    async fn told(
-        &self,
-        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<bool, StoreError> {
-        let row = self.row(statement).await?;
+    async fn told(&self, op: Op, params: &[&(dyn ToSql + Sync)]) -> Result<bool, StoreError> {
+        let row = self.conns.row(op, params).await?;
         Ok(column::<i64>(&row, "n")? == 1)
     }
 }
 
-fn column<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
-    row: &'r PgRow,
-    name: &str,
-) -> Result<T, StoreError> {
+fn column<'r, T: FromSql<'r>>(row: &'r Row, name: &str) -> Result<T, StoreError> {
     row.try_get(name).map_err(|e| StoreError::unavailable(format!("unexpected column {name} in the idempo table: {e}")))
 }
 
-fn claim_from_row(row: &PgRow) -> Result<Option<Claim>, StoreError> {
+fn claim_from_row(row: &Row) -> Result<Option<Claim>, StoreError> {
     let Some(fingerprint) = column::<Option<Vec<u8>>>(row, "fingerprint")? else { return Ok(None) };
     let fingerprint = <[u8; 32]>::try_from(fingerprint.as_slice())
         .map(Fingerprint)
@@ -409,12 +391,9 @@ impl Store for PostgresStore {
         self.start_sweep();
         for _ in 0..CLAIM_ATTEMPTS {
             let token = Token::random();
-            let statement = sqlx::query(AssertSqlSafe(self.sql.claim.clone()))
-                .bind(&id.0[..])
-                .bind(&fingerprint.0[..])
-                .bind(&token.to_bytes()[..])
-                .bind(ms(lease_ttl));
-            let row = self.row(statement).await?;
+            let params: [&(dyn ToSql + Sync); 4] =
+                [&&id.0[..], &&fingerprint.0[..], &&token.to_bytes()[..], &ms(lease_ttl)];
+            let row = self.conns.row(Op::Claim, &params).await?;
             if column::<bool>(&row, "claimed")? {
                 return Ok(Claim::Claimed { token });
             }
@@ -426,11 +405,9 @@ impl Store for PostgresStore {
     }
 
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
-        let q = sqlx::query(AssertSqlSafe(self.sql.renew.clone()))
-            .bind(&id.0[..])
-            .bind(&token.to_bytes()[..])
-            .bind(ms(lease_ttl));
-        Ok(if self.affected(q).await? { Renewal::Renewed } else { Renewal::LeaseLost })
+        let params: [&(dyn ToSql + Sync); 3] = [&&id.0[..], &&token.to_bytes()[..], &ms(lease_ttl)];
+        let renewed = self.conns.execute(Op::Renew, &params).await? == 1;
+        Ok(if renewed { Renewal::Renewed } else { Renewal::LeaseLost })
     }
 
     async fn complete(
@@ -440,17 +417,14 @@ impl Store for PostgresStore {
         record: &Record,
         ttl: Duration,
     ) -> Result<Completion, StoreError> {
-        let q = sqlx::query(AssertSqlSafe(self.sql.complete.clone()))
-            .bind(&id.0[..])
-            .bind(&token.to_bytes()[..])
-            .bind(record.encode())
-            .bind(ms(ttl));
-        Ok(if self.told(q).await? { Completion::Stored } else { Completion::LeaseLost })
+        let encoded = record.encode();
+        let params: [&(dyn ToSql + Sync); 4] = [&&id.0[..], &&token.to_bytes()[..], &&encoded[..], &ms(ttl)];
+        Ok(if self.told(Op::Complete, &params).await? { Completion::Stored } else { Completion::LeaseLost })
     }
 
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
-        let q = sqlx::query(AssertSqlSafe(self.sql.release.clone())).bind(&id.0[..]).bind(&token.to_bytes()[..]);
-        Ok(if self.told(q).await? { Release::Released } else { Release::LeaseLost })
+        let params: [&(dyn ToSql + Sync); 2] = [&&id.0[..], &&token.to_bytes()[..]];
+        Ok(if self.told(Op::Release, &params).await? { Release::Released } else { Release::LeaseLost })
     }
 
     async fn watch(&self, id: &RecordId) -> Option<Watch> {
@@ -459,8 +433,7 @@ impl Store for PostgresStore {
             .arm(|| async {
                 let listening = self.events.listening().await;
                 // Marked after LISTEN took effect: the notification it asks for cannot be missed.
-                let mark = sqlx::query(AssertSqlSafe(self.sql.mark.clone())).bind(&id.0[..]);
-                listening && mark.execute(&self.pool).await.is_ok()
+                listening && self.conns.execute(Op::Mark, &[&&id.0[..]]).await.is_ok()
             })
             .await;
         Some(watch)
