@@ -83,27 +83,12 @@ impl Secrets {
     }
 }
 
+/// A percent-encoded password as it is once decoded, when that differs.
 fn decoded(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    if !bytes.contains(&b'%') {
+    if !s.contains('%') {
         return None;
     }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|d| d.into_owned())
 }
 
 #[cfg(test)]

@@ -206,8 +206,7 @@ fn connection(options: &PgConnectOptions) -> Result<(tokio_postgres::Config, Rus
     // the options with.
     let url = options.to_url_lossy();
     if let Some(password) = url.password() {
-        let decoded = percent_decode(password);
-        config.password(decoded);
+        config.password(percent_encoding::percent_decode_str(password).collect::<Vec<u8>>());
     }
     let ca = url.query_pairs().find(|(k, _)| k == "sslrootcert").map(|(_, v)| v.into_owned());
     let mode = options.get_ssl_mode();
@@ -225,26 +224,6 @@ fn connection(options: &PgConnectOptions) -> Result<(tokio_postgres::Config, Rus
     Ok((config, tls))
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 /// What the server's certificate is checked for.
 #[derive(Clone, Copy, PartialEq)]
 enum Check {
@@ -260,10 +239,8 @@ fn client_config(check: Check, ca: Option<&str>) -> Result<ClientConfig, StoreEr
         .with_safe_default_protocol_versions()
         .map_err(StoreError::unavailable)?;
     if check == Check::Nothing {
-        return Ok(builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
-            .with_no_client_auth());
+        let verifier = Verifier { chain: None, provider };
+        return Ok(builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth());
     }
     let mut roots = RootCertStore::empty();
     match ca {
@@ -290,56 +267,23 @@ fn client_config(check: Check, ca: Option<&str>) -> Result<ClientConfig, StoreEr
     if check == Check::Full {
         return Ok(builder.with_root_certificates(roots).with_no_client_auth());
     }
-    let full = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+    let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(StoreError::unavailable)?;
-    Ok(builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(full))).with_no_client_auth())
+    let verifier = Verifier { chain: Some(chain), provider };
+    Ok(builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth())
 }
 
-/// `prefer` and `require`: encrypted, the certificate not checked.
+/// The certificate checks rustls's own verifier does not make: none (`prefer`, `require`:
+/// encrypted, whoever's certificate it is), or the chain without the host name
+/// (`verify-ca`). The handshake's signatures are checked either way.
 #[derive(Debug)]
-struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Verifier {
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-/// `verify-ca`: the chain is checked, the host name is not.
-#[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -348,7 +292,8 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
             | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
                 Ok(ServerCertVerified::assertion())
@@ -363,7 +308,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -372,11 +317,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
