@@ -385,3 +385,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx::postgres::PgConnectOptions;
+    use tokio_postgres::config::{Host, SslMode};
+
+    use super::connection;
+
+    /// The store's own connections log in as the pool's would: the parameters sqlx parsed,
+    /// and the password and CA file it keeps only in the URL it describes itself with.
+    #[test]
+    fn connections_take_the_pools_parameters() {
+        let url = "postgres://app:p%40ss%3Aw%2Frd%25%20x@db.example:5433/orders?sslmode=require\
+                   &options=-c%20search_path%3Dtenant&application_name=billing";
+        let (config, _) = connection(&PgConnectOptions::from_str(url).unwrap()).unwrap();
+        assert_eq!(config.get_user(), Some("app"));
+        assert_eq!(config.get_password(), Some(&b"p@ss:w/rd% x"[..]));
+        assert_eq!(config.get_hosts(), [Host::Tcp("db.example".into())]);
+        assert_eq!(config.get_ports(), [5433]);
+        assert_eq!(config.get_dbname(), Some("orders"));
+        assert_eq!(config.get_options(), Some("-c search_path=tenant"));
+        assert_eq!(config.get_application_name(), Some("billing"));
+        assert_eq!(config.get_ssl_mode(), SslMode::Require);
+        for (mode, expected) in [
+            ("disable", SslMode::Disable),
+            ("allow", SslMode::Prefer),
+            ("prefer", SslMode::Prefer),
+            ("verify-full", SslMode::Require),
+        ] {
+            let options = PgConnectOptions::from_str(&format!("postgres://app@h/db?sslmode={mode}")).unwrap();
+            assert_eq!(connection(&options).unwrap().0.get_ssl_mode(), expected, "{mode}");
+        }
+        let missing =
+            PgConnectOptions::from_str("postgres://app@h/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem");
+        let why = connection(&missing.unwrap()).err().expect("an unreadable CA file is an error");
+        assert!(why.to_string().contains("/nonexistent/ca.pem"), "{why}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_socket_directory_is_a_socket_directory() {
+        let options = PgConnectOptions::from_str("postgres://app@%2Fvar%2Frun%2Fpostgresql/db").unwrap();
+        let (config, _) = connection(&options).unwrap();
+        assert_eq!(config.get_hosts(), [Host::Unix("/var/run/postgresql".into())]);
+    }
+}
