@@ -5,6 +5,8 @@
 //! the parent must not share its sockets with the children, so each process opens its own
 //! connections on first use. [`ProcessStore`] does that for any host.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -372,6 +374,9 @@ impl Connected {
 
 type Cell = Arc<OnceCell<Connected>>;
 
+/// Connecting for an operation ([`ProcessStore::get`]), in a box of its own.
+type Connecting<'a> = Pin<Box<dyn Future<Output = Result<Arc<dyn Store>, StoreError>> + Send + 'a>>;
+
 /// A store connected once per process (see the module's documentation).
 pub struct ProcessStore {
     spec: StoreSpec,
@@ -435,8 +440,18 @@ impl ProcessStore {
         self.cell().get_or_try_init(|| self.spec.connect()).await.cloned()
     }
 
+    /// The store for an operation. Connecting is a separate boxed future: its state (some
+    /// 15 KB with the clients' connect futures) would otherwise be part of every
+    /// operation's future, copied whole each time one is boxed or spawned.
     async fn get(&self) -> Result<Arc<dyn Store>, StoreError> {
-        Ok(self.connected().await?.store)
+        match self.ready() {
+            Some(store) => Ok(store),
+            None => self.connect_boxed().await,
+        }
+    }
+
+    fn connect_boxed(&self) -> Connecting<'_> {
+        Box::pin(async move { Ok(self.connected().await?.store) })
     }
 
     /// The store, if it is there without waiting: connected already, or a memory store
@@ -567,6 +582,25 @@ mod tests {
         let err = StoreSpec::redis("postgres://h/db", Dialect::Python, none()).unwrap_err();
         assert_eq!(err.0, "store URL \"postgres://h/db\" is not a Redis URL (redis://host:port, or rediss:// for TLS)");
         assert!(StoreSpec::postgres("not a url", Dialect::Python, none()).is_err());
+    }
+
+    #[test]
+    fn an_operation_s_future_does_not_carry_the_connect_future() {
+        // Each operation's future is boxed (async_trait) and spawned by the bindings, a copy
+        // of its whole size each time: connecting (some 15 KB of client state) is boxed apart.
+        let spec = StoreSpec::from_url("redis://127.0.0.1:1", Dialect::Python, Vec::new()).unwrap();
+        let store = ProcessStore::new(spec);
+        let (id, fp) = (RecordId([9; 32]), crate::fingerprint::Fingerprint([1; 32]));
+        let claim = Store::claim(&*store, &id, &fp, Duration::from_secs(1));
+        assert!(std::mem::size_of_val(&*claim) < 1024, "claim's future: {} bytes", std::mem::size_of_val(&*claim));
+        let record = Record { status: http::StatusCode::OK, headers: Vec::new(), body: None };
+        let token = crate::store::Token::random();
+        let complete = Store::complete(&*store, &id, token, &record, Duration::from_secs(1));
+        assert!(
+            std::mem::size_of_val(&*complete) < 1024,
+            "complete's future: {} bytes",
+            std::mem::size_of_val(&*complete)
+        );
     }
 
     #[tokio::test]
