@@ -69,7 +69,13 @@ async function idempotencyPlugin (fastify, options) {
 /** Send an engine's reply; its status. */
 function sendReply (reply, r) {
   const { status, headers, body } = replyOf(r)
-  reply.code(status).headers(headers).send(body)
+  for (const name of Object.keys(headers)) {
+    // Fastify keeps reply headers in a plain object, where `__proto__` cannot be a key:
+    // that one goes on the raw response, which Fastify's writeHead merges.
+    if (name === '__proto__') reply.raw.setHeader(name, headers[name])
+    else reply.header(name, headers[name])
+  }
+  reply.code(status).send(body)
   return status
 }
 

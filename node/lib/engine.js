@@ -212,11 +212,11 @@ function drain (req) {
 function replyOf (r) {
   if (typeof r !== 'string') return { status: r.status, headers: headerObject(r.headers), body: r.body }
   let at = r.indexOf('\0')
-  const status = Number(r.slice(0, at++))
+  const status = +r.slice(0, at++)
   let next = r.indexOf('\0', at)
-  const count = Number(r.slice(at, next))
+  const count = +r.slice(at, next)
   at = next + 1
-  const headers = {}
+  const headers = Object.create(null) // a header may be named `constructor` or `__proto__`
   for (let i = 0; i < count; i++) {
     next = r.indexOf('\0', at)
     const name = r.slice(at, next)
@@ -230,13 +230,14 @@ function replyOf (r) {
 
 /** A reply's `[name, value, …]` as an object for writeHead: repeated names as arrays. */
 function headerObject (flat) {
-  const headers = {}
+  const headers = Object.create(null)
   for (let i = 0; i + 1 < flat.length; i += 2) add(headers, flat[i], flat[i + 1])
   return headers
 }
 
 function add (headers, name, value) {
-  headers[name] = name in headers ? [].concat(headers[name], value) : value
+  const had = headers[name]
+  headers[name] = had === undefined ? value : [].concat(had, value)
 }
 
 /** Response headers as `[name, value, …]` from `getHeaders()`. */

@@ -23,8 +23,10 @@ function record (res, lease, verdict) {
       lease.start(head.status, head.headers, verdict(head.status))
     }
   }
-  const headOf = (status, headers) => {
-    if (head === null) head = { status, headers }
+  // The head as the response has it now, unless writeHead gave it already: Fastify calls
+  // writeHead with its headers before end, Express's send lets end write it implicitly.
+  const headOf = (res) => {
+    if (head === null) head = { status: res.statusCode, headers: flatHeaders(res.getHeaders()) }
   }
   const finish = (omitted) => {
     if (head !== null) start() // a head known but not given yet is stored (B12)
@@ -41,7 +43,7 @@ function record (res, lease, verdict) {
     if (active && head === null) {
       // writeHead's own headers win over setHeader's; a name it repeats keeps every value.
       const extra = typeof reason === 'string' ? headers : reason
-      const merged = { ...this.getHeaders() }
+      const merged = Object.assign(Object.create(null), this.getHeaders()) // names such as __proto__ are headers too
       const own = new Set()
       const add = (name, value) => {
         const k = String(name).toLowerCase()
@@ -54,14 +56,14 @@ function record (res, lease, verdict) {
       } else if (extra) {
         for (const k of Object.keys(extra)) add(k, extra[k])
       }
-      headOf(statusCode, flatHeaders(merged))
+      head = { status: statusCode, headers: flatHeaders(merged) }
     }
     return writeHead.apply(this, arguments)
   }
 
   res.write = function (chunk, encoding, cb) {
     if (active) {
-      headOf(this.statusCode, flatHeaders(this.getHeaders()))
+      headOf(this)
       start()
       const buf = toBuffer(chunk, encoding)
       if (buf) lease.push(buf)
@@ -71,7 +73,7 @@ function record (res, lease, verdict) {
 
   res.end = function (chunk, encoding, cb) {
     if (!active) return end.apply(this, arguments)
-    headOf(this.statusCode, flatHeaders(this.getHeaders()))
+    headOf(this)
     const buf = typeof chunk === 'function' ? null : toBuffer(chunk, encoding)
     let stored
     active = false
