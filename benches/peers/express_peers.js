@@ -62,6 +62,8 @@ async function main () {
   let counter = 0
   let isHit = () => false
   const app = express()
+  // As the fixture app does, so the two bare apps do the same work.
+  app.use((req, res, next) => { res.setHeader('X-Pid', String(process.pid)); next() })
   app.get('/counter', (req, res) => res.json({ count: counter }))
   app.post('/reset', (req, res) => { counter = 0; res.status(204).end() })
   const chain = [express.json()]
