@@ -51,9 +51,7 @@ async function idempotencyPlugin (fastify, options) {
       if (decided === GONE || reply.sent) return // the client left while waiting for the original (B20)
       if (decided instanceof native.Lease) record(reply.raw, decided, verdict)
       else if (decided !== null) return sendReply(reply, decided) // null: the store failed, failOpen
-      const replayed = Readable.from(body.length ? [body] : [])
-      replayed.receivedEncodedLength = body.length
-      done(null, replayed)
+      done(null, bodyStream(body))
     }
   }
 
@@ -64,6 +62,18 @@ async function idempotencyPlugin (fastify, options) {
     if (!methods.some(covers)) return
     route.preParsing = add(route.preParsing, idempoPreParsing)
   })
+}
+
+/**
+ * The bytes read, as the stream the content-type parsers read: pushed at once (a stream
+ * made by `Readable.from` goes through an async iterator, a microtask a read).
+ */
+function bodyStream (body) {
+  const stream = new Readable({ read () {} })
+  if (body.length) stream.push(body)
+  stream.push(null)
+  stream.receivedEncodedLength = body.length
+  return stream
 }
 
 /** Send an engine's reply; its status. */
