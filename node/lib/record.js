@@ -25,7 +25,7 @@ function record (res, lease, verdict) {
   }
   // The head as the response has it now, unless writeHead gave it already: Fastify calls
   // writeHead with its headers before end, Express's send lets end write it implicitly.
-  const headOf = (res) => {
+  const headOf = () => {
     if (head === null) head = { status: res.statusCode, headers: flatHeaders(res.getHeaders()) }
   }
   const finish = (omitted) => {
@@ -63,7 +63,7 @@ function record (res, lease, verdict) {
 
   res.write = function (chunk, encoding, cb) {
     if (active) {
-      headOf(this)
+      headOf()
       start()
       const buf = toBuffer(chunk, encoding)
       if (buf) lease.push(buf)
@@ -73,7 +73,7 @@ function record (res, lease, verdict) {
 
   res.end = function (chunk, encoding, cb) {
     if (!active) return end.apply(this, arguments)
-    headOf(this)
+    headOf()
     const buf = typeof chunk === 'function' ? null : toBuffer(chunk, encoding)
     let stored
     active = false

@@ -1,7 +1,7 @@
 'use strict'
 // Header names are data, not object keys: a response header named like a property every
 // JavaScript object has (`constructor`, `__proto__`) is replayed as it was sent (B14), when
-// replayHeaders names it. Found in review: a replay carried "function Object() { [native
+// replayHeaders names it. Found while reworking replyOf: a replay carried "function Object() { [native
 // code] }, c" for `constructor` and lost `__proto__`.
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
