@@ -8,26 +8,13 @@
 // with express.json() and answers it back; IDEMPO_BARE=1 is the same app without the peer.
 const path = require('node:path')
 const root = path.join(__dirname, '..', '..')
-const peers = path.join(process.env.IDEMPO_PEERS_DIR || '/var/tmp/idempo-peers', 'node')
 const express = require(require.resolve('express', { paths: [path.join(root, 'node')] }))
-const peer = (name) => require(require.resolve(name, { paths: [peers] }))
+const { peer, nodeIdempotency } = require('./node_idempotency')
 
 // @node-idempotency/core, wired into Express as its README describes (onRequest before
 // the handler, onResponse with the handler's answer before it is sent).
-async function nodeIdempotency (store) {
-  const { Idempotency, IdempotencyError, IdempotencyErrorCodes } = peer('@node-idempotency/core')
-  let adapter
-  if (store === 'memory') {
-    adapter = new (peer('@node-idempotency/storage-adapter-memory').MemoryStorageAdapter)()
-  } else {
-    adapter = new (peer('@node-idempotency/storage-adapter-redis').RedisStorageAdapter)({ url: store })
-    await adapter.connect()
-  }
-  const idem = new Idempotency(adapter, {})
-  const statusOf = (err) => ({
-    [IdempotencyErrorCodes.REQUEST_IN_PROGRESS]: 409,
-    [IdempotencyErrorCodes.IDEMPOTENCY_FINGERPRINT_MISSMATCH]: 422
-  })[err.code] || 400
+async function nodeIdempotencyMiddleware (store) {
+  const { idem, IdempotencyError, statusOf } = await nodeIdempotency(store)
   return async (req, res, next) => {
     const params = { method: req.method, headers: req.headers, path: req.path, body: req.body }
     let cached
@@ -67,7 +54,7 @@ async function main () {
   app.get('/counter', (req, res) => res.json({ count: counter }))
   app.post('/reset', (req, res) => { counter = 0; res.status(204).end() })
   const chain = [express.json()]
-  if (!bare && process.env.PEER === 'node-idempotency') chain.push(await nodeIdempotency(store))
+  if (!bare && process.env.PEER === 'node-idempotency') chain.push(await nodeIdempotencyMiddleware(store))
   else if (!bare && process.env.PEER === 'express-idempotency') {
     const peerMw = expressIdempotency(store)
     chain.push(peerMw.mw)

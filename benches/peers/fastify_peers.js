@@ -12,24 +12,11 @@
 // ratio to bare can be compared with a peer's on the same framework.
 const path = require('node:path')
 const root = path.join(__dirname, '..', '..')
-const peers = path.join(process.env.IDEMPO_PEERS_DIR || '/var/tmp/idempo-peers', 'node')
 const Fastify = require(require.resolve('fastify', { paths: [path.join(root, 'node')] }))
-const peer = (name) => require(require.resolve(name, { paths: [peers] }))
+const { nodeIdempotency } = require('./node_idempotency')
 
-async function nodeIdempotency (store) {
-  const { Idempotency, IdempotencyError, IdempotencyErrorCodes } = peer('@node-idempotency/core')
-  let adapter
-  if (store === 'memory') {
-    adapter = new (peer('@node-idempotency/storage-adapter-memory').MemoryStorageAdapter)()
-  } else {
-    adapter = new (peer('@node-idempotency/storage-adapter-redis').RedisStorageAdapter)({ url: store })
-    await adapter.connect()
-  }
-  const idem = new Idempotency(adapter, {})
-  const statusOf = (err) => ({
-    [IdempotencyErrorCodes.REQUEST_IN_PROGRESS]: 409,
-    [IdempotencyErrorCodes.IDEMPOTENCY_FINGERPRINT_MISSMATCH]: 422
-  })[err.code] || 400
+async function nodeIdempotencyHooks (store) {
+  const { idem, IdempotencyError, statusOf } = await nodeIdempotency(store)
   const PARAMS = Symbol('node-idempotency params')
   return {
     async preHandler (req, reply) {
@@ -61,7 +48,7 @@ async function main () {
   app.addHook('onSend', async (req, reply) => { reply.header('X-Pid', String(process.pid)) })
   app.get('/counter', async () => ({ count: counter }))
   app.post('/reset', async (req, reply) => { counter = 0; return reply.code(204).send() })
-  const hooks = bare ? {} : await nodeIdempotency(store)
+  const hooks = bare ? {} : await nodeIdempotencyHooks(store)
   app.post('/echo', hooks, async (req, reply) => {
     counter++
     return reply.code(201).send(req.body)
