@@ -1,7 +1,7 @@
 'use strict'
-// Recording a response for a lease by wrapping the Node response object: writeHead,
-// write and end (the way expressjs/compression does), so streaming keeps working: every
-// chunk goes out as it is written, while the lease keeps a copy. Used by the Express
+// Recording a response for a lease by wrapping the Node response object's write and end
+// (the way expressjs/compression does), so streaming keeps working: every chunk goes out
+// as it is written, while the lease keeps a copy. The head is read, not wrapped (sentHead). Used by the Express
 // middleware and the Fastify plugin alike. A handler that never ends its response keeps
 // the key until maxLease (the lease's finalizer leaves it to the core's renewal).
 const { errorMonitor } = require('node:events')
@@ -9,7 +9,7 @@ const { flatHeaders, toBuffer } = require('./engine')
 
 /** Record `res` in `lease`; `verdict(status)` is what the user's storeStatus says. */
 function record (res, lease, verdict) {
-  const { writeHead, write, end } = res
+  const { write, end } = res
   // Whether the lease is still held, kept here: only this function ends it, and each
   // question to the native lease would be a call into native code.
   let active = true
@@ -23,12 +23,14 @@ function record (res, lease, verdict) {
       lease.start(head.status, head.headers, verdict(head.status))
     }
   }
-  // The head as the response has it now, unless writeHead gave it already: Fastify calls
-  // writeHead with its headers before end, Express's send lets end write it implicitly.
+  // The head, once the response has one to give: what went into the response's serialized
+  // head if `writeHead` (explicit, or Node's implicit one) already ran, else what it will
+  // send (Express's `send` lets `end` write the head implicitly).
   const headOf = () => {
-    if (head === null) head = { status: res.statusCode, headers: flatHeaders(res.getHeaders()) }
+    if (head === null) head = sentHead(res) || { status: res.statusCode, headers: flatHeaders(res.getHeaders()) }
   }
   const finish = (omitted) => {
+    if (head === null) head = sentHead(res)
     if (head !== null) start() // a head known but not given yet is stored (B12)
     active = false
     return lease.complete(omitted)
@@ -37,28 +39,6 @@ function record (res, lease, verdict) {
     active = false
     const released = lease.release()
     if (released instanceof Promise) released.catch(() => {})
-  }
-
-  res.writeHead = function (statusCode, reason, headers) {
-    if (active && head === null) {
-      // writeHead's own headers win over setHeader's; a name it repeats keeps every value.
-      const extra = typeof reason === 'string' ? headers : reason
-      const merged = Object.assign(Object.create(null), this.getHeaders()) // names such as __proto__ are headers too
-      const own = new Set()
-      const add = (name, value) => {
-        const k = String(name).toLowerCase()
-        merged[k] = own.has(k) ? [].concat(merged[k], value) : value
-        own.add(k)
-      }
-      if (Array.isArray(extra)) {
-        const flat = Array.isArray(extra[0]) ? extra.flat() : extra
-        for (let i = 0; i + 1 < flat.length; i += 2) add(flat[i], flat[i + 1])
-      } else if (extra) {
-        for (const k of Object.keys(extra)) add(k, extra[k])
-      }
-      head = { status: statusCode, headers: flatHeaders(merged) }
-    }
-    return writeHead.apply(this, arguments)
   }
 
   res.write = function (chunk, encoding, cb) {
@@ -109,6 +89,27 @@ function record (res, lease, verdict) {
     src.once('close', cut)
   })
   res.on('unpipe', cut)
+}
+
+/**
+ * The head `writeHead` serialized, as `{ status, headers: [name, value, …] }`, or null if
+ * there is none yet. Read from the head Node keeps to send (`_header`: every header as it
+ * goes out, `writeHead`'s own and repeated ones included) rather than by wrapping
+ * `writeHead`: on Express every property added to a response costs a V8 map of its own
+ * (docs/DECISIONS.md, "Recording a Node response").
+ */
+function sentHead (res) {
+  if (!res.headersSent) return null
+  const raw = res._header
+  if (typeof raw !== 'string') return { status: res.statusCode, headers: flatHeaders(res.getHeaders()) }
+  const headers = []
+  let at = raw.indexOf('\r\n') + 2 // after the status line
+  for (let end = raw.indexOf('\r\n', at); end > at; at = end + 2, end = raw.indexOf('\r\n', at)) {
+    const colon = raw.indexOf(':', at)
+    if (colon < 0 || colon > end) continue
+    headers.push(raw.slice(at, colon), raw.slice(colon + 1, end).trim())
+  }
+  return { status: res.statusCode, headers }
 }
 
 module.exports = { record }
