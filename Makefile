@@ -25,8 +25,10 @@ demo: toolchain
 test: toolchain lint fixtures python-env node-env
 	scripts/with-services.sh scripts/test-all.sh
 
-## lint: rustfmt, clippy, ruff and mypy --strict (Python), ESLint (JavaScript)
+## lint: rustfmt, clippy, ruff and mypy --strict (Python), ESLint (JavaScript), and one
+##   version number in Cargo.toml, python/pyproject.toml and node/package.json
 lint: toolchain python-env node-env
+	$(VENV)/bin/python scripts/check-versions.py
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check .
