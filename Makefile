@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 VENV := $(or $(IDEMPO_VENV),.venv)
 
-.PHONY: help demo test lint fixtures toolchain fuzz soak bench bench-tower bench-stores bench-python bench-node python-env node-env
+.PHONY: help demo test lint fixtures toolchain fuzz soak bench bench-tower bench-stores bench-python bench-node python-env node-env dist
 
 ## help: list the targets
 help:
@@ -42,6 +42,12 @@ node-env: toolchain
 ## python-env: the virtualenv (.venv) with the idempo package built from source
 python-env: toolchain
 	scripts/python-env.sh
+
+## dist: release packages into dist/: so far the npm main package and this platform's
+##   prebuilt addon package (node/scripts/dist.js)
+dist: toolchain node-env
+	cargo build --quiet --release -p idempo-node
+	rm -rf dist && node node/scripts/dist.js dist --addon $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/release/libidempo_node.so
 
 ## fixtures: build every conformance fixture app (tests/fixtures/apps.json)
 fixtures: toolchain python-env node-env

@@ -6,6 +6,16 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const pkg = path.join(__dirname, '..')
+// A prebuilt addon for this platform (the published package's optional dependency) makes
+// the build unnecessary: lib/native.js loads it first.
+const prebuilt = require('../lib/platform').platformPackage().name
+if (!process.env.IDEMPO_NATIVE_PROFILE && !process.argv.includes('--debug')) {
+  try {
+    require.resolve(`${prebuilt}/package.json`, { paths: [pkg] })
+    console.log(`idempo: using the prebuilt addon of ${prebuilt}`)
+    process.exit(0)
+  } catch {}
+}
 // IDEMPO_NATIVE_PROFILE=debug (set by the repository's Makefile) builds a debug addon.
 const debug = process.argv.includes('--debug') || process.env.IDEMPO_NATIVE_PROFILE === 'debug'
 // Installed from a tarball, the Rust sources are in ./native (see vendor-rust.js); in
