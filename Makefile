@@ -43,11 +43,14 @@ node-env: toolchain
 python-env: toolchain
 	scripts/python-env.sh
 
-## dist: release packages into dist/: so far the npm main package and this platform's
-##   prebuilt addon package (node/scripts/dist.js)
+## dist: release packages into dist/: the Python abi3 manylinux2014 wheel and sdist
+##   (scripts/dist-python.sh), the npm main package and this platform's prebuilt addon
+##   package (node/scripts/dist.js)
 dist: toolchain node-env
+	rm -rf dist
+	scripts/dist-python.sh dist
 	cargo build --quiet --release -p idempo-node
-	rm -rf dist && node node/scripts/dist.js dist --addon $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/release/libidempo_node.so
+	node node/scripts/dist.js dist --addon $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/release/libidempo_node.so
 
 ## fixtures: build every conformance fixture app (tests/fixtures/apps.json)
 fixtures: toolchain python-env node-env
