@@ -1,9 +1,10 @@
 'use strict'
 // Recording a response for a lease by wrapping the Node response object's write and end
 // (the way expressjs/compression does), so streaming keeps working: every chunk goes out
-// as it is written, while the lease keeps a copy. The head is read, not wrapped (sentHead). Used by the Express
-// middleware and the Fastify plugin alike. A handler that never ends its response keeps
-// the key until maxLease (the lease's finalizer leaves it to the core's renewal).
+// as it is written, while the lease keeps a copy; the head is read, not wrapped
+// (sentHead). Used by the Express middleware and the Fastify plugin alike. A handler that
+// never ends its response keeps the key until maxLease (the lease's finalizer leaves it to
+// the core's renewal).
 const { errorMonitor } = require('node:events')
 const { flatHeaders, toBuffer } = require('./engine')
 
@@ -27,7 +28,7 @@ function record (res, lease, verdict) {
   // head if `writeHead` (explicit, or Node's implicit one) already ran, else what it will
   // send (Express's `send` lets `end` write the head implicitly).
   const headOf = () => {
-    if (head === null) head = sentHead(res) || { status: res.statusCode, headers: flatHeaders(res.getHeaders()) }
+    if (head === null) head = sentHead(res) || headerState(res)
   }
   const finish = (omitted) => {
     if (head === null) head = sentHead(res)
@@ -101,7 +102,7 @@ function record (res, lease, verdict) {
 function sentHead (res) {
   if (!res.headersSent) return null
   const raw = res._header
-  if (typeof raw !== 'string') return { status: res.statusCode, headers: flatHeaders(res.getHeaders()) }
+  if (typeof raw !== 'string') return headerState(res)
   const headers = []
   let at = raw.indexOf('\r\n') + 2 // after the status line
   for (let end = raw.indexOf('\r\n', at); end > at; at = end + 2, end = raw.indexOf('\r\n', at)) {
@@ -110,6 +111,11 @@ function sentHead (res) {
     headers.push(raw.slice(at, colon), raw.slice(colon + 1, end).trim())
   }
   return { status: res.statusCode, headers }
+}
+
+/** The head as the response's state has it: what an implicit `writeHead` sends. */
+function headerState (res) {
+  return { status: res.statusCode, headers: flatHeaders(res.getHeaders()) }
 }
 
 module.exports = { record }
