@@ -24,9 +24,10 @@ function triple () {
   return `${process.platform}-${process.arch}${abi}`
 }
 
-/** The package holding the prebuilt addon for `t`, and the addon's file name in it. */
-function platformPackage (t = triple()) {
+/** The package holding this machine's prebuilt addon, and the addon's file name in it. */
+function platformPackage () {
+  const t = triple()
   return { name: `idempo-${t}`, file: `idempo.${t}.node` }
 }
 
-module.exports = { isMusl, platformPackage, triple }
+module.exports = { platformPackage, triple }

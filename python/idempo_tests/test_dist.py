@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import tarfile
-import time
 import venv
 from pathlib import Path
 
@@ -44,8 +43,7 @@ def fresh_venv(where: Path, path: str) -> tuple[Path, dict[str, str]]:
     return where / "bin" / "python", env
 
 
-def pip(python: Path, env: dict[str, str], *args: str) -> float:
-    started = time.monotonic()
+def pip(python: Path, env: dict[str, str], *args: str) -> None:
     done = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
         capture_output=True,
@@ -54,7 +52,6 @@ def pip(python: Path, env: dict[str, str], *args: str) -> float:
         timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return time.monotonic() - started
 
 
 def serve(python: Path, env: dict[str, str], cwd: Path) -> None:
