@@ -21,12 +21,14 @@ demo: toolchain
 	scripts/demo.sh $(BIN)/examples/demo
 
 ## test: the linters, then every test against real Redis, Redis Cluster and PostgreSQL
-##   (throwaway servers unless REDIS_URL, REDIS_CLUSTER_URLS and DATABASE_URL are set)
-test: toolchain lint fixtures python-env node-env
+##   (throwaway servers unless REDIS_URL, REDIS_CLUSTER_URLS and DATABASE_URL are set),
+##   and the packages of `make dist` installed as users install them
+test: toolchain lint fixtures python-env node-env dist
 	scripts/with-services.sh scripts/test-all.sh
 
-## lint: rustfmt, clippy, ruff and mypy --strict (Python), ESLint (JavaScript), and one
-##   version number in Cargo.toml, python/pyproject.toml and node/package.json
+## lint: rustfmt, clippy, ruff and mypy --strict (Python), ESLint (JavaScript), one
+##   version number in Cargo.toml, python/pyproject.toml and node/package.json, and the
+##   crate's docs as docs.rs builds them
 lint: toolchain python-env node-env
 	$(VENV)/bin/python scripts/check-versions.py
 	cargo fmt --all --check
@@ -34,6 +36,7 @@ lint: toolchain python-env node-env
 	$(VENV)/bin/ruff check .
 	cd python && ../$(VENV)/bin/python -m mypy --strict --no-incremental idempo idempo_examples
 	node/node_modules/.bin/eslint .
+	scripts/docs-rs.sh
 
 ## node-env: node/node_modules and the debug addon node/idempo.node
 node-env: toolchain
@@ -43,14 +46,15 @@ node-env: toolchain
 python-env: toolchain
 	scripts/python-env.sh
 
-## dist: release packages into dist/: the Python abi3 manylinux2014 wheel and sdist
-##   (scripts/dist-python.sh), the npm main package and this platform's prebuilt addon
-##   package (node/scripts/dist.js)
-dist: toolchain node-env
+## dist: release packages into dist/ (the `dist` profile: LTO, stripped): the Python abi3
+##   manylinux2014 wheel and the sdist, the npm main package and this platform's prebuilt
+##   addon package, and the crate (`cargo package`); other platforms are built by
+##   .github/workflows/release.yml
+dist: toolchain
 	rm -rf dist
 	scripts/dist-python.sh dist
-	cargo build --quiet --release -p idempo-node
-	node node/scripts/dist.js dist --addon $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/release/libidempo_node.so
+	scripts/dist-node.sh dist
+	scripts/dist-crate.sh dist
 
 ## fixtures: build every conformance fixture app (tests/fixtures/apps.json)
 fixtures: toolchain python-env node-env

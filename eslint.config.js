@@ -6,7 +6,7 @@ const js = require('./node/node_modules/@eslint/js')
 const globals = require('./node/node_modules/globals')
 
 module.exports = [
-  { ignores: ['**/node_modules/**', 'node/native/**', 'target/**', '.venv/**', '.venv-bench/**', '.venv-dist/**', 'dist/**'] },
+  { ignores: ['**/node_modules/**', 'node/native/**', 'target/**', '.venv/**', '.venv-bench/**', 'dist/**'] },
   js.configs.recommended,
   {
     files: ['**/*.js'],

@@ -126,7 +126,9 @@ impl Lease {
     }
 
     /// Store the response (B11, B12) if `store_status` says so, else release the key.
-    /// `body` is `None` when it was too large to keep. See [`Lease::store`].
+    /// `body` is `None` when it was too large to keep. A failed write is retried in the
+    /// background for up to `persist_timeout` (B17); this returns once the write landed or
+    /// was handed to the background.
     pub async fn complete(self, status: StatusCode, headers: &HeaderMap, body: Option<Bytes>) {
         if !self.shared.config.stores(status.as_u16(), None) {
             return self.release().await;

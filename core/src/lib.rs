@@ -6,7 +6,7 @@
 //! `docs/RULES.md`): key parsing ([`key`]), fingerprints ([`fingerprint`]), the claim
 //! state machine ([`Idempotency`], [`Lease`]), the record encoding ([`record`]), problem
 //! responses ([`problem`]) and the stores ([`store`]). The [`host`] module (feature `host`)
-//! holds what every integration shares; the [`tower`](crate::tower) module (feature
+//! holds what every integration shares; the [`tower`] module (feature
 //! `tower`, on by default) is the reference integration.
 //!
 //! ```
@@ -18,6 +18,14 @@
 //! let idem = Idempotency::builder(MemoryStore::new()).required(true).build();
 //! let app: Router = Router::new().route("/charge", post(charge)).layer(idem.layer());
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The crate's README (crates.io's page) is compiled and run with the doc tests, so its
+// examples cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod config;
 pub mod engine;

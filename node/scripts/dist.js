@@ -2,14 +2,16 @@
 // `make dist` for npm: the main package and this platform's prebuilt addon package, as
 // the napi-rs layout has them.
 //
-//   node scripts/dist.js OUT_DIR --addon PATH_TO_BUILT_ADDON
+//   node scripts/dist.js OUT_DIR --addon PATH_TO_BUILT_ADDON [--all-targets]
 //
 // - OUT_DIR/idempo-linux-x64-gnu-<version>.tgz (for this machine's triple): the addon
 //   alone, with `os`/`cpu`/`libc` so npm installs it only where it runs.
 // - OUT_DIR/idempo-<version>.tgz: `npm pack` of the package (its Rust sources included, for
-//   a build from source where no prebuilt package fits), with the platform package added
+//   a build from source where no prebuilt package fits), with the platform packages added
 //   to `optionalDependencies` at the same version, as napi-rs's `prepublish` does: the
-//   repository's package.json names no package that is not published yet.
+//   repository's package.json names no package that is not published yet. Only this
+//   machine's, unless `--all-targets` (the release workflow, which builds and publishes
+//   one for every Rust target in package.json's `napi.targets`).
 // Prints the two tarballs' paths, main first.
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -19,6 +21,25 @@ const { platformPackage, triple } = require('../lib/platform')
 
 const pkg = path.join(__dirname, '..')
 
+/** napi-rs's platform names of the Rust targets a release is built for. */
+const PLATFORMS = {
+  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
+  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
+  'x86_64-unknown-linux-musl': 'linux-x64-musl',
+  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
+  'x86_64-apple-darwin': 'darwin-x64',
+  'aarch64-apple-darwin': 'darwin-arm64',
+  'x86_64-pc-windows-msvc': 'win32-x64-msvc'
+}
+
+/** The platform package of every target in `napi.targets`. */
+function releasedPackages (manifest) {
+  return manifest.napi.targets.map(target => {
+    if (!PLATFORMS[target]) throw new Error(`napi.targets: no platform package name for ${target}`)
+    return `idempo-${PLATFORMS[target]}`
+  })
+}
+
 function main () {
   const args = process.argv.slice(2)
   const at = args.indexOf('--addon')
@@ -26,7 +47,7 @@ function main () {
   const given = args.find((a, i) => !a.startsWith('--') && i !== at + 1)
   const out = given && path.resolve(given)
   if (!out || !addon || !fs.existsSync(addon)) {
-    console.error('usage: node scripts/dist.js OUT_DIR --addon PATH_TO_BUILT_ADDON (an existing file)')
+    console.error('usage: node scripts/dist.js OUT_DIR --addon PATH_TO_BUILT_ADDON [--all-targets] (the addon an existing file)')
     process.exit(2)
   }
   fs.mkdirSync(out, { recursive: true })
@@ -34,7 +55,9 @@ function main () {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-dist-'))
   try {
     const platform = packPlatform(manifest, addon, scratch, out)
-    const main = packMain(manifest, platform.name, scratch, out)
+    const listed = args.includes('--all-targets') ? releasedPackages(manifest) : [platform.name]
+    if (!listed.includes(platform.name)) throw new Error(`${platform.name} is not in package.json's napi.targets`)
+    const main = packMain(manifest, listed, scratch, out)
     console.log(main)
     console.log(platform.tarball)
   } finally {
@@ -73,16 +96,19 @@ function packPlatform (manifest, addon, scratch, out) {
 }
 
 /** `npm pack` of the package, repacked with the platform package as an optional dependency. */
-function packMain (manifest, platformName, scratch, out) {
+function packMain (manifest, platformNames, scratch, out) {
   const packed = npmPack(pkg, scratch, true) // prepack vendors the Rust sources
   const dir = path.join(scratch, 'main')
   fs.mkdirSync(dir)
   execFileSync('tar', ['xzf', packed, '-C', dir])
   const file = path.join(dir, 'package', 'package.json')
   const json = JSON.parse(fs.readFileSync(file, 'utf8'))
-  json.optionalDependencies = { ...json.optionalDependencies, [platformName]: manifest.version }
+  const platforms = Object.fromEntries(platformNames.map(name => [name, manifest.version]))
+  json.optionalDependencies = { ...json.optionalDependencies, ...platforms }
   fs.writeFileSync(file, JSON.stringify(json, null, 2) + '\n')
   return npmPack(path.join(dir, 'package'), out)
 }
 
-main()
+if (require.main === module) main()
+
+module.exports = { PLATFORMS, releasedPackages }

@@ -1,11 +1,14 @@
-"""Run inside a fresh virtualenv by test_dist.py: an ASGI app under uvicorn and a Flask app
-under wsgiref, each behind idempo's middleware, each sent the same keyed POST twice.
-Prints what the client saw and how often each handler ran, as JSON."""
+"""Run inside a fresh virtualenv by scripts/dist-python-smoke.sh (make test's test_dist.py,
+and the release workflow for every wheel): an ASGI app under uvicorn and a Flask app under
+wsgiref, each behind idempo's middleware, each sent the same keyed POST twice. Prints what
+the client saw and how often each handler ran, as JSON, and fails unless each answered 201
+and then replayed it with one execution."""
 
 from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -23,6 +26,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 runs = {"asgi": 0, "wsgi": 0}
+# A first execution (201, not replayed), then its replay: the same status and body, one run.
+ONCE = [201, None, "made 1", 201, "true", "made 1"]
+SERVED = {"asgi": ONCE, "wsgi": ONCE, "runs": {"asgi": 1, "wsgi": 1}}
 
 
 async def made(request: Request) -> PlainTextResponse:
@@ -79,7 +85,10 @@ def main() -> None:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     via_wsgi = twice(f"http://127.0.0.1:{httpd.server_port}/made")
     httpd.shutdown()
-    print(json.dumps({"asgi": via_asgi, "wsgi": via_wsgi, "runs": runs}))
+    seen = {"asgi": via_asgi, "wsgi": via_wsgi, "runs": runs}
+    print(json.dumps(seen))
+    if seen != SERVED:
+        sys.exit(f"dist_smoke: expected {json.dumps(SERVED)}")
 
 
 if __name__ == "__main__":
