@@ -52,8 +52,9 @@ python-env: toolchain
 ##   .github/workflows/release.yml
 dist: toolchain
 	rm -rf dist
-	scripts/dist-python.sh dist
-	scripts/dist-node.sh dist
+	source scripts/dist-tools.sh
+	# The wheel and the addon at once: each ends in a single-threaded LTO link.
+	scripts/dist-python.sh dist & wheel=$$!; scripts/dist-node.sh dist; npm=$$?; wait $$wheel && [ $$npm -eq 0 ]
 	scripts/dist-crate.sh dist
 
 ## fixtures: build every conformance fixture app (tests/fixtures/apps.json)
