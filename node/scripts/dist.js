@@ -67,7 +67,8 @@ function main () {
 
 function npmPack (dir, out, scripts = false) {
   const args = ['pack', '--silent', '--pack-destination', out, ...(scripts ? [] : ['--ignore-scripts'])]
-  const name = execFileSync('npm', args, { cwd: dir, encoding: 'utf8' })
+  // npm is a .cmd on Windows, which Node runs only through a shell.
+  const name = execFileSync('npm', args, { cwd: dir, encoding: 'utf8', shell: process.platform === 'win32' })
   return path.join(out, name.trim().split('\n').pop())
 }
 
@@ -100,7 +101,8 @@ function packMain (manifest, platformNames, scratch, out) {
   const packed = npmPack(pkg, scratch, true) // prepack vendors the Rust sources
   const dir = path.join(scratch, 'main')
   fs.mkdirSync(dir)
-  execFileSync('tar', ['xzf', packed, '-C', dir])
+  // Relative names: Git for Windows' tar reads `C:\…` as a remote host.
+  execFileSync('tar', ['xzf', path.relative(scratch, packed), '-C', 'main'], { cwd: scratch })
   const file = path.join(dir, 'package', 'package.json')
   const json = JSON.parse(fs.readFileSync(file, 'utf8'))
   const platforms = Object.fromEntries(platformNames.map(name => [name, manifest.version]))
@@ -111,4 +113,4 @@ function packMain (manifest, platformNames, scratch, out) {
 
 if (require.main === module) main()
 
-module.exports = { PLATFORMS, releasedPackages }
+module.exports = { releasedPackages }

@@ -58,6 +58,14 @@ test('the main package lists this platform\'s package; a release lists every tar
   assert.deepEqual(manifest.optionalDependencies, { [platformPackage().name]: manifest.version })
   const released = releasedPackages(JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8')))
   assert.ok(released.includes(platformPackage().name))
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-release-'))
+  try {
+    execFileSync(process.execPath, [path.join(pkg, 'scripts', 'dist.js'), scratch, '--addon', path.join(pkg, 'idempo.node'), '--all-targets'])
+    const releaseManifest = JSON.parse(fromTarball(path.join(scratch, `idempo-${manifest.version}.tgz`), 'package/package.json'))
+    assert.deepEqual(releaseManifest.optionalDependencies, Object.fromEntries(released.map(name => [name, manifest.version])))
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true })
+  }
   // The release workflow builds a platform package for each of napi.targets.
   const workflow = fs.readFileSync(path.join(repo, '.github', 'workflows', 'release.yml'), 'utf8')
   const built = [...workflow.matchAll(/^\s+- \{ target: ([\w-]+), runner:/gm)].map(m => m[1])
