@@ -52,8 +52,9 @@ python-env: toolchain
 ##   .github/workflows/release.yml
 dist: toolchain
 	rm -rf dist
+	# The tools first (the two builds would both install them), then the wheel and the
+	# addon at once: each ends in a single-threaded LTO link.
 	source scripts/dist-tools.sh
-	# The wheel and the addon at once: each ends in a single-threaded LTO link.
 	scripts/dist-python.sh dist & wheel=$$!; scripts/dist-node.sh dist; npm=$$?; wait $$wheel && [ $$npm -eq 0 ]
 	scripts/dist-crate.sh dist
 

@@ -19,11 +19,7 @@ mains=("$dist"/idempo-[0-9]*.tgz) addons=("$dist/$platform"-[0-9]*.tgz)
 }
 project=$(mktemp -d)
 trap 'rm -rf "$project"' EXIT
-without_rust=()
-IFS=: read -r -a dirs <<<"$PATH"
-for d in "${dirs[@]}"; do [ -e "$d/cargo" ] || [ -e "$d/rustc" ] || [ -e "$d/cargo.exe" ] || without_rust+=("$d"); done
-export PATH=$(IFS=:; echo "${without_rust[*]}")
-! command -v cargo >/dev/null || { echo "dist-node-smoke: cargo is still on PATH" >&2; exit 1; }
+source "$repo/scripts/without-rust.sh"
 unset IDEMPO_NATIVE_PROFILE # the repository's Makefile sets it: it would ask for a build
 
 cd "$project"

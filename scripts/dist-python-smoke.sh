@@ -20,11 +20,7 @@ python=$scratch/env/bin/python
 [ -x "$python" ] || python=$scratch/env/Scripts/python.exe
 pip() { "$python" -m pip install --quiet --disable-pip-version-check "$@"; }
 if [ "${2:-}" != --sdist ]; then
-  without_rust=()
-  IFS=: read -r -a dirs <<<"$PATH"
-  for d in "${dirs[@]}"; do [ -e "$d/cargo" ] || [ -e "$d/rustc" ] || [ -e "$d/cargo.exe" ] || without_rust+=("$d"); done
-  export PATH=$(IFS=:; echo "${without_rust[*]}")
-  ! command -v cargo >/dev/null || { echo "dist-python-smoke: cargo is still on PATH" >&2; exit 1; }
+  source "$repo/scripts/without-rust.sh"
   pip starlette uvicorn flask
   pip --no-index "${packages[0]}"
 else
