@@ -368,11 +368,17 @@ pub async fn b10_takeover_fences_the_stale_holder(store: Arc<dyn Store>) {
     faults.drop_renewals.store(true, Ordering::SeqCst);
     let k = key("b10t");
     let (a2, k2) = (a.clone(), k.clone());
-    let stale = tokio::spawn(async move { a2.send(post("/slow?ms=900", Some(&k2), "")).await });
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    faults.drop_renewals.store(false, Ordering::SeqCst);
+    let stale = tokio::spawn(async move { a2.send(post("/slow?ms=1500", Some(&k2), "")).await });
+    // Timed from the claim, not from the spawn (on a loaded machine the claim can come
+    // hundreds of milliseconds late): the handler starts once the key is claimed.
+    until(|| a.count() == 1, "the first holder's handler starts").await;
+    tokio::time::sleep(lease + Duration::from_millis(150)).await;
     let (b2, k3) = (b.clone(), k.clone());
-    let owner = tokio::spawn(async move { b2.send(post("/slow?ms=900", Some(&k3), "")).await });
+    let owner = tokio::spawn(async move { b2.send(post("/slow?ms=1500", Some(&k3), "")).await });
+    // Renewals come back once the second process holds the key, so none can revive the
+    // lapsed lease first: the stale holder's next renewal is the one fenced out.
+    until(|| a.count() == 2, "the second process takes the key over and runs").await;
+    faults.drop_renewals.store(false, Ordering::SeqCst);
     let stale = stale.await.unwrap();
     let owner = owner.await.unwrap();
     assert_eq!(stale.status, StatusCode::OK, "the stale holder's client still gets its response");
@@ -380,7 +386,7 @@ pub async fn b10_takeover_fences_the_stale_holder(store: Arc<dyn Store>) {
     assert_eq!(a.count(), 2, "one run in each process");
     assert_eq!(a.idem.stats().lease_lost, 1, "the stale holder was fenced out, and counted once");
     for app in [&a, &b] {
-        let replay = app.send(post("/slow?ms=900", Some(&k), "")).await;
+        let replay = app.send(post("/slow?ms=1500", Some(&k), "")).await;
         assert!(replay.replayed());
         assert_eq!(replay.body, owner.body, "the new owner's response is the one replayed");
         assert_ne!(replay.body, stale.body);
@@ -738,6 +744,15 @@ async fn leave(addr: std::net::SocketAddr, raw: String, until: Option<&[u8]>, wa
 
 fn raw_post(path: &str, key: &str) -> String {
     format!("POST {path} HTTP/1.1\r\nHost: t\r\nIdempotency-Key: {key}\r\nContent-Length: 1\r\n\r\nx")
+}
+
+/// Wait (up to 10 s) until `done` holds; panics naming what did not happen.
+async fn until(done: impl Fn() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// The retry a client sends after giving up: 409 while the first run goes on, then the
