@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 VENV := $(or $(IDEMPO_VENV),.venv)
 
-.PHONY: help demo test lint fixtures toolchain fuzz soak bench bench-tower bench-stores bench-python bench-node python-env node-env dist
+.PHONY: help demo test lint fixtures toolchain fuzz soak bench bench-tower bench-encryption bench-stores bench-python bench-node python-env node-env dist
 
 ## help: list the targets
 help:
@@ -83,6 +83,10 @@ bench: toolchain
 ## bench-tower: the tower layer in process: criterion, allocations, callgrind instructions
 bench-tower: toolchain
 	scripts/bench-tower.sh
+
+## bench-encryption: what encryption at rest adds to a replay of 1 KiB (criterion, in process)
+bench-encryption: toolchain
+	cargo bench -p idempo-benches --bench encryption
 
 ## bench-stores: criterion benchmarks of every store on loopback (release build)
 bench-stores: toolchain

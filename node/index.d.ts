@@ -96,6 +96,20 @@ export interface MemoryStoreOptions {
   maxBytes?: number
 }
 
+/**
+ * A networked store's `encryptionKeys` (docs/RULES.md B24): `[['k2', key2], ['k1', key1]]` with
+ * 32-byte keys, the one to encrypt with first, or the same as text, `'k2:<base64>,k1:<base64>'`.
+ */
+export type EncryptionKeys = string | ReadonlyArray<readonly [string, Buffer | Uint8Array]>
+
+/** The options of a networked store, besides its own. */
+export interface NetworkStoreOptions {
+  /** The CA to trust (PEM file) instead of the system's. */
+  caFile?: string
+  /** Store every response encrypted with the first key; open records with any of them (B24). */
+  encryptionKeys?: EncryptionKeys
+}
+
 /** An in-process store: one process, no services. */
 export declare class MemoryStore {
   constructor (options?: MemoryStoreOptions)
@@ -107,7 +121,7 @@ export declare class MemoryStore {
  */
 export declare function storeFromUrl (
   url: string,
-  options?: MemoryStoreOptions & { prefix?: string, table?: string, migrate?: boolean, sweepInterval?: number, caFile?: string }
+  options?: MemoryStoreOptions & NetworkStoreOptions & { prefix?: string, table?: string, migrate?: boolean, sweepInterval?: number }
 ): Promise<Store>
 
 /** A store in Redis or Redis Cluster. */
@@ -118,9 +132,9 @@ export declare class RedisStore {
    * Over TLS the server's certificate must name the host and be signed by a CA of `caFile` (PEM),
    * or else of the system's.
    */
-  static connect (url: string, options?: { prefix?: string, caFile?: string }): Promise<RedisStore>
+  static connect (url: string, options?: NetworkStoreOptions & { prefix?: string }): Promise<RedisStore>
   /** Connect to a Redis Cluster through any of `urls`. */
-  static cluster (urls: string[], options?: { prefix?: string, caFile?: string }): Promise<RedisStore>
+  static cluster (urls: string[], options?: NetworkStoreOptions & { prefix?: string }): Promise<RedisStore>
 }
 
 /** A store in PostgreSQL. */
@@ -133,7 +147,7 @@ export declare class PostgresStore {
    * Expired rows are deleted every `sweepInterval` ms (60 000) by one process at a time; 0 turns
    * that off, for those who call `sweep()` on a schedule of their own.
    */
-  static connect (url: string, options?: { table?: string, migrate?: boolean, sweepInterval?: number, caFile?: string }): Promise<PostgresStore>
+  static connect (url: string, options?: NetworkStoreOptions & { table?: string, migrate?: boolean, sweepInterval?: number }): Promise<PostgresStore>
   /** Delete expired rows, `batch` at a time; resolves to how many were deleted. */
   sweep (batch?: number): Promise<number>
 }

@@ -32,7 +32,7 @@ fn record() -> Record {
 async fn claim_complete(store: &dyn Store, fp: &Fingerprint, record: &Record) {
     let id = random_id();
     let Ok(Claim::Claimed { token }) = store.claim(&id, fp, LEASE).await else { panic!("claim failed") };
-    store.complete(&id, token, record, TTL).await.expect("complete");
+    store.complete(&id, fp, token, record, TTL).await.expect("complete");
 }
 
 async fn replay(store: &dyn Store, id: &RecordId, fp: &Fingerprint) {
@@ -69,7 +69,7 @@ fn bench_store(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, stor
     let replay_id = random_id();
     rt.block_on(async {
         let Ok(Claim::Claimed { token }) = store.claim(&replay_id, &fp, LEASE).await else { panic!() };
-        store.complete(&replay_id, token, &rec, TTL).await.unwrap();
+        store.complete(&replay_id, &fp, token, &rec, TTL).await.unwrap();
     });
 
     let mut g = c.benchmark_group(format!("{name}/latency"));

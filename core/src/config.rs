@@ -495,7 +495,25 @@ impl Builder {
             fingerprint_key: FingerprintKey::new(self.fingerprint_secret.as_deref()),
             problem_base: self.problem_base,
         };
+        if self.store.encrypts() && !config.fingerprint_key.is_keyed() {
+            warn_unkeyed_fingerprints();
+        }
         Ok((self.store, config))
+    }
+}
+
+/// Encrypted records next to plain SHA-256 fingerprints: a record stays sealed, but its
+/// fingerprint lets whoever reads the store test guesses of a low-entropy body (an amount,
+/// a card's last digits) offline. Said once per process.
+fn warn_unkeyed_fingerprints() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            target: "idempo",
+            "records are encrypted (encryption_keys) but fingerprints are plain SHA-256 of the request: \
+             whoever reads the store can confirm a guessed request body against them; \
+             set fingerprint_secret to key them with HMAC"
+        );
     }
 }
 

@@ -652,7 +652,7 @@ pub(crate) fn settle(
             e.held.insert(id, fingerprint);
             Stats::inc(&e.stats.executed);
             tracing::debug!(target: "idempo", outcome = "executed", key = %key.redacted());
-            Decision::Execute(Lease::start(e.clone(), id, token, key.redacted()))
+            Decision::Execute(Lease::start(e.clone(), id, fingerprint, token, key.redacted()))
         }
         Ok(Claim::InFlight { fingerprint: theirs, lease_left }) => {
             if theirs != fingerprint {

@@ -17,7 +17,7 @@ use http::{HeaderMap, StatusCode};
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use crate::fingerprint::RecordId;
+use crate::fingerprint::{Fingerprint, RecordId};
 use crate::key::Redacted;
 use crate::ready::{Now, now_or_later};
 use crate::record::Record;
@@ -35,6 +35,8 @@ const INLINE_PERSIST_WAIT: Duration = Duration::from_secs(1);
 pub struct Lease {
     shared: Arc<Shared>,
     id: RecordId,
+    /// The claim's fingerprint: a store that encrypts binds the record to it (B24).
+    fingerprint: Fingerprint,
     token: Token,
     state: Arc<State>,
     /// Its place among the engine's renewals (renewal.rs), while it is renewed.
@@ -87,7 +89,13 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    pub(crate) fn start(shared: Arc<Shared>, id: RecordId, token: Token, key: Redacted) -> Lease {
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        id: RecordId,
+        fingerprint: Fingerprint,
+        token: Token,
+        key: Redacted,
+    ) -> Lease {
         let runtime = Handle::try_current().ok();
         let hold = Hold { shared: shared.clone(), id, ended: AtomicBool::new(false) };
         let state = Arc::new(State {
@@ -105,7 +113,7 @@ impl Lease {
             let entry = Entry { started: now, renewed: now, id, token, state: state.clone() };
             shared.renewals.add(&shared, rt, entry)
         });
-        Lease { shared, id, token, state, renewal, runtime, finished: false }
+        Lease { shared, id, fingerprint, token, state, renewal, runtime, finished: false }
     }
 
     /// The fencing token of this claim.
@@ -151,14 +159,14 @@ impl Lease {
         // Renewal goes on until the record has landed or persisting gave up (B17).
         let renewal = self.renewal.take();
         // A store that answers without I/O (memory) is done here: no future, no task.
-        let at_once = e.store.complete_in_process(&self.id, self.token, &record, e.config.ttl);
+        let at_once = e.store.complete_in_process(&self.id, &self.fingerprint, self.token, &record, e.config.ttl);
         if let Some(Ok(done)) = at_once {
             if done == Completion::LeaseLost {
                 lease_lost(&e, &self.state, self.state.key, "completion");
             }
             return landed(&e, &self.state, renewal);
         }
-        let persisted = persist(e.clone(), self.id, self.token, record, self.state.clone());
+        let persisted = persist(e.clone(), self.id, self.fingerprint, self.token, record, self.state.clone());
         let state = self.state.clone();
         let job = async move {
             persisted.await;
@@ -277,13 +285,21 @@ async fn release(e: Arc<Shared>, id: RecordId, token: Token, state: Arc<State>) 
     }
 }
 
-async fn persist(e: Arc<Shared>, id: RecordId, token: Token, record: Record, state: Arc<State>) {
+async fn persist(
+    e: Arc<Shared>,
+    id: RecordId,
+    fingerprint: Fingerprint,
+    token: Token,
+    record: Record,
+    state: Arc<State>,
+) {
     let key = state.key;
     let deadline = Instant::now() + e.config.persist_timeout;
     let mut backoff = Duration::from_millis(50);
     let mut failures = 0u32;
     loop {
-        let attempt = tokio::time::timeout_at(deadline, e.store.complete(&id, token, &record, e.config.ttl)).await;
+        let attempt =
+            tokio::time::timeout_at(deadline, e.store.complete(&id, &fingerprint, token, &record, e.config.ttl)).await;
         let err = match attempt {
             Ok(Ok(Completion::Stored)) => {
                 if failures > 0 {

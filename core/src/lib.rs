@@ -28,6 +28,7 @@
 struct ReadmeDoctests;
 
 pub mod config;
+pub mod encryption;
 pub mod engine;
 pub mod fingerprint;
 mod forks;
@@ -57,6 +58,7 @@ mod waiting;
 pub mod wake;
 
 pub use config::{Builder, Config, ConfigError, OnStoreError};
+pub use encryption::EncryptionKeys;
 pub use engine::{Begun, Check, Claiming, Decision, HeaderSource, Idempotency, Look, Pending};
 pub use lease::Lease;
 pub use stats::StatsSnapshot;

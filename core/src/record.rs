@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes};
 use http::{HeaderName, HeaderValue, StatusCode};
 
 /// Leading bytes of every record: a magic tag and the format version.
-const MAGIC: &[u8; 3] = b"IDR";
+pub(crate) const MAGIC: &[u8; 3] = b"IDR";
 const VERSION: u8 = 1;
 
 /// A completed response as kept in a store.
@@ -38,9 +38,20 @@ impl std::error::Error for DecodeError {}
 impl Record {
     /// The versioned encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let body_len = self.body.as_ref().map_or(0, |b| b.len());
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The length of [`Record::encode`]'s bytes.
+    pub fn encoded_len(&self) -> usize {
+        let body_len = self.body.as_ref().map_or(0, |b| 4 + b.len());
         let headers_len: usize = self.headers.iter().map(|(n, v)| 6 + n.as_str().len() + v.len()).sum();
-        let mut out = Vec::with_capacity(16 + headers_len + body_len);
+        MAGIC.len() + 1 + 2 + 2 + headers_len + 1 + body_len
+    }
+
+    /// [`Record::encode`] appended to `out` (an encrypted record holds it after its header).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.put_slice(MAGIC);
         out.put_u8(VERSION);
         out.put_u16(self.status.as_u16());
@@ -59,11 +70,20 @@ impl Record {
                 out.put_slice(body);
             }
         }
-        out
     }
 
     /// Decode bytes written by [`Record::encode`] (in any binding, any process).
     pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+        Record::decode_with(bytes, Bytes::copy_from_slice)
+    }
+
+    /// [`Record::decode`] of bytes this record may keep: its body is a slice of them, not a
+    /// copy (an opened encrypted record, whose plain bytes are its own).
+    pub fn decode_owned(bytes: Bytes) -> Result<Record, DecodeError> {
+        Record::decode_with(&bytes, |body| bytes.slice_ref(body))
+    }
+
+    fn decode_with(bytes: &[u8], body_of: impl FnOnce(&[u8]) -> Bytes) -> Result<Record, DecodeError> {
         let mut r = Reader(bytes);
         if r.take(3)? != MAGIC {
             return Err(DecodeError("not an idempo record"));
@@ -91,7 +111,7 @@ impl Record {
             0 => None,
             1 => {
                 let len = r.u32()? as usize;
-                Some(Bytes::copy_from_slice(r.take(len)?))
+                Some(body_of(r.take(len)?))
             }
             _ => return Err(DecodeError("invalid body tag")),
         };
@@ -155,8 +175,11 @@ mod tests {
     fn b18_round_trip() {
         let r = sample();
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+        assert_eq!(Record::decode_owned(Bytes::from(r.encode())).unwrap(), r);
+        assert_eq!(r.encode().len(), r.encoded_len());
         let omitted = Record { body: None, ..sample() };
         assert_eq!(Record::decode(&omitted.encode()).unwrap(), omitted);
+        assert_eq!(omitted.encode().len(), omitted.encoded_len());
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub async fn complete_then_replay(store: &dyn Store) {
     let id = random_id();
     let token = claimed(store, &id, &fingerprint(2), LONG).await;
     let record = sample_record(b"{\"ok\":true}");
-    assert_eq!(store.complete(&id, token, &record, LONG).await.unwrap(), Completion::Stored);
+    assert_eq!(store.complete(&id, &fingerprint(2), token, &record, LONG).await.unwrap(), Completion::Stored);
     expect_completed(store, &id, &fingerprint(2), &record).await;
 }
 
@@ -120,7 +120,7 @@ pub async fn release_frees_the_id(store: &dyn Store) {
     let again = claimed(store, &id, &fingerprint(4), LONG).await;
     assert_ne!(again, token, "tokens are unique per claim");
     assert_eq!(
-        store.complete(&id, token, &sample_record(b"x"), LONG).await.unwrap(),
+        store.complete(&id, &fingerprint(4), token, &sample_record(b"x"), LONG).await.unwrap(),
         Completion::LeaseLost,
         "the released token cannot complete the new claim"
     );
@@ -133,13 +133,19 @@ pub async fn foreign_tokens_are_fenced(store: &dyn Store) {
     let token = claimed(store, &id, &fingerprint(5), LONG).await;
     let stranger = Token::random();
     assert_eq!(store.renew(&id, stranger, LONG).await.unwrap(), Renewal::LeaseLost);
-    assert_eq!(store.complete(&id, stranger, &sample_record(b"x"), LONG).await.unwrap(), Completion::LeaseLost);
+    assert_eq!(
+        store.complete(&id, &fingerprint(5), stranger, &sample_record(b"x"), LONG).await.unwrap(),
+        Completion::LeaseLost
+    );
     assert_eq!(store.release(&id, stranger).await.unwrap(), Release::LeaseLost);
     expect_in_flight(store, &id, &fingerprint(5), LONG).await;
     // Operations on an id nobody claimed are fenced too.
     let absent = random_id();
     assert_eq!(store.renew(&absent, token, LONG).await.unwrap(), Renewal::LeaseLost);
-    assert_eq!(store.complete(&absent, token, &sample_record(b"x"), LONG).await.unwrap(), Completion::LeaseLost);
+    assert_eq!(
+        store.complete(&absent, &fingerprint(5), token, &sample_record(b"x"), LONG).await.unwrap(),
+        Completion::LeaseLost
+    );
     assert_eq!(store.release(&absent, token).await.unwrap(), Release::LeaseLost);
     assert!(matches!(store.claim(&absent, &fingerprint(6), LONG).await, Ok(Claim::Claimed { .. })));
 }
@@ -149,9 +155,12 @@ pub async fn completed_entries_are_final(store: &dyn Store) {
     let id = random_id();
     let token = claimed(store, &id, &fingerprint(7), LONG).await;
     let record = sample_record(b"first");
-    assert_eq!(store.complete(&id, token, &record, LONG).await.unwrap(), Completion::Stored);
+    assert_eq!(store.complete(&id, &fingerprint(7), token, &record, LONG).await.unwrap(), Completion::Stored);
     assert_eq!(store.renew(&id, token, LONG).await.unwrap(), Renewal::LeaseLost);
-    assert_eq!(store.complete(&id, token, &sample_record(b"second"), LONG).await.unwrap(), Completion::LeaseLost);
+    assert_eq!(
+        store.complete(&id, &fingerprint(7), token, &sample_record(b"second"), LONG).await.unwrap(),
+        Completion::LeaseLost
+    );
     assert_eq!(store.release(&id, token).await.unwrap(), Release::LeaseLost);
     expect_completed(store, &id, &fingerprint(7), &record).await;
 }
@@ -172,7 +181,7 @@ pub async fn records_round_trip(store: &dyn Store) {
     for record in records {
         let id = random_id();
         let token = claimed(store, &id, &fingerprint(8), LONG).await;
-        assert_eq!(store.complete(&id, token, &record, LONG).await.unwrap(), Completion::Stored);
+        assert_eq!(store.complete(&id, &fingerprint(8), token, &record, LONG).await.unwrap(), Completion::Stored);
         expect_completed(store, &id, &fingerprint(8), &record).await;
     }
 }
@@ -186,7 +195,10 @@ pub async fn renew_extends_the_lease(store: &dyn Store) {
     tokio::time::sleep(SHORT).await;
     // Past the original lease, within the renewed one.
     expect_in_flight(store, &id, &fingerprint(9), SHORT * 4).await;
-    assert_eq!(store.complete(&id, token, &sample_record(b"r"), LONG).await.unwrap(), Completion::Stored);
+    assert_eq!(
+        store.complete(&id, &fingerprint(9), token, &sample_record(b"r"), LONG).await.unwrap(),
+        Completion::Stored
+    );
 }
 
 /// After a lease expires a new claim takes the id, and the old token is fenced out of
@@ -198,11 +210,14 @@ pub async fn expired_lease_is_taken_over(store: &dyn Store) {
     let new = claimed(store, &id, &fingerprint(11), LONG).await;
     assert_ne!(old, new);
     assert_eq!(store.renew(&id, old, LONG).await.unwrap(), Renewal::LeaseLost);
-    assert_eq!(store.complete(&id, old, &sample_record(b"stale"), LONG).await.unwrap(), Completion::LeaseLost);
+    assert_eq!(
+        store.complete(&id, &fingerprint(11), old, &sample_record(b"stale"), LONG).await.unwrap(),
+        Completion::LeaseLost
+    );
     assert_eq!(store.release(&id, old).await.unwrap(), Release::LeaseLost);
     expect_in_flight(store, &id, &fingerprint(11), LONG).await;
     let record = sample_record(b"fresh");
-    assert_eq!(store.complete(&id, new, &record, LONG).await.unwrap(), Completion::Stored);
+    assert_eq!(store.complete(&id, &fingerprint(11), new, &record, LONG).await.unwrap(), Completion::Stored);
     expect_completed(store, &id, &fingerprint(11), &record).await;
 }
 
@@ -213,7 +228,7 @@ pub async fn expired_lease_nobody_took_is_still_held(store: &dyn Store) {
     let token = claimed(store, &id, &fingerprint(12), SHORT).await;
     tokio::time::sleep(SHORT + SHORT / 2).await;
     let record = sample_record(b"late");
-    assert_eq!(store.complete(&id, token, &record, LONG).await.unwrap(), Completion::Stored);
+    assert_eq!(store.complete(&id, &fingerprint(12), token, &record, LONG).await.unwrap(), Completion::Stored);
     expect_completed(store, &id, &fingerprint(12), &record).await;
     let id = random_id();
     let token = claimed(store, &id, &fingerprint(13), SHORT).await;
@@ -231,7 +246,10 @@ pub async fn expired_lease_nobody_took_is_still_held(store: &dyn Store) {
 pub async fn completed_entries_expire(store: &dyn Store) {
     let id = random_id();
     let token = claimed(store, &id, &fingerprint(13), LONG).await;
-    assert_eq!(store.complete(&id, token, &sample_record(b"t"), SHORT).await.unwrap(), Completion::Stored);
+    assert_eq!(
+        store.complete(&id, &fingerprint(13), token, &sample_record(b"t"), SHORT).await.unwrap(),
+        Completion::Stored
+    );
     tokio::time::sleep(SHORT + SHORT / 2).await;
     claimed(store, &id, &fingerprint(14), LONG).await;
 }

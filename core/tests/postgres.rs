@@ -112,7 +112,7 @@ async fn sweep_deletes_expired_rows_in_batches() {
         let Ok(idempo::Claim::Claimed { token }) = store.claim(&id, &fp, Duration::from_secs(60)).await else {
             panic!("a fresh id is claimed")
         };
-        store.complete(&id, token, &record, Duration::from_millis(1)).await.unwrap();
+        store.complete(&id, &fp, token, &record, Duration::from_millis(1)).await.unwrap();
     }
     let live = idempo::testing::random_id();
     store.claim(&live, &fp, Duration::from_secs(60)).await.unwrap();
@@ -140,7 +140,7 @@ async fn completed(store: &PostgresStore, n: usize, ttl: Duration) {
         let Ok(idempo::Claim::Claimed { token }) = store.claim(&id, &fp, Duration::from_secs(60)).await else {
             panic!("a fresh id is claimed")
         };
-        store.complete(&id, token, &record, ttl).await.unwrap();
+        store.complete(&id, &fp, token, &record, ttl).await.unwrap();
     }
 }
 

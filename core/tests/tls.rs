@@ -19,7 +19,7 @@ async fn round_trip(store: Arc<dyn Store>) {
     };
     let record = idempo::testing::sample_record(b"over tls");
     let ttl = std::time::Duration::from_secs(30);
-    assert_eq!(store.complete(&id, token, &record, ttl).await.unwrap(), Completion::Stored);
+    assert_eq!(store.complete(&id, &fp, token, &record, ttl).await.unwrap(), Completion::Stored);
     match store.claim(&id, &fp, ttl).await {
         Ok(Claim::Completed { record: got, .. }) => assert_eq!(*got, record),
         other => panic!("expected the record back, got {other:?}"),

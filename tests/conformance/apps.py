@@ -5,6 +5,7 @@ the conformance driver, the fault cells (faults.py) and the hostile-input cells
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import signal
@@ -84,14 +85,27 @@ def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> 
 
 STORE_ENV = {"memory": lambda: "memory", "redis": lambda: os.environ["REDIS_URL"], "postgres": lambda: os.environ["DATABASE_URL"]}
 
+# The matrix's encrypted stores (B24): `redis-encrypted` is the Redis of `redis` with every
+# app given these keys (IDEMPO_ENCRYPTION_KEYS), and so on.
+ENCRYPTED = "-encrypted"
+MATRIX_KEYS = "matrix:" + base64.b64encode(bytes(range(32))).decode()
+
+
+def store_env(store: str) -> dict[str, str]:
+    """The fixture variables that put an app on `store`."""
+    if store.endswith(ENCRYPTED):
+        return {"IDEMPO_STORE": STORE_ENV[store[: -len(ENCRYPTED)]](), "IDEMPO_ENCRYPTION_KEYS": MATRIX_KEYS}
+    return {"IDEMPO_STORE": STORE_ENV[store]()}
+
 
 def start(command: list[str], store: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
     """Start an app on a free port with only the fixture variables (tests/fixtures/README.md; plus `extra`). Its stderr
     goes to a file (`log_of`), never to a pipe nobody drains."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "IDEMPO_STORE": STORE_ENV[store](), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "5000"}
-    for name in ("IDEMPO_COUNTER_FILE", "WORKERS", "IDEMPO_ON_STORE_ERROR", "IDEMPO_LEASE_TTL_MS", "IDEMPO_SCOPE"):
+    env = {**os.environ, "PORT": str(port), "IDEMPO_REQUIRED": "0", "IDEMPO_TTL_MS": "5000"}
+    for name in ("IDEMPO_COUNTER_FILE", "WORKERS", "IDEMPO_ON_STORE_ERROR", "IDEMPO_LEASE_TTL_MS", "IDEMPO_SCOPE", "IDEMPO_ENCRYPTION_KEYS"):
         env.pop(name, None)
+    env.update(store_env(store))
     env.update(extra or {})
     log = tempfile.NamedTemporaryFile(prefix="idempo-app-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen([str(ROOT / command[0]), *command[1:]], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)

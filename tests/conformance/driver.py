@@ -20,13 +20,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import encryption
 import faults
 import fleet
 import forged
 import hostile
 import httpx
 import waking
-from apps import ROOT, Failure, Passed, serving, shared_counter
+from apps import ENCRYPTED, ROOT, Failure, Passed, serving, shared_counter
 from runner import NotApplicable, load_scenarios, run_scenario
 
 NOT_APPLICABLE = "n/a: "
@@ -127,6 +128,7 @@ FAULTS = {
     "short-lease": ("lease shorter than a store outage", faults.run_short_lease),
     "client-gone": ("client gone", faults.run_disconnect),
     "forged": ("forged record", forged.run_forged),
+    "encryption": ("encryption at rest", encryption.run_encryption),
 }
 # Cells about the host side rather than the store run on every store asked for.
 EVERY_STORE = {"client-gone"}
@@ -139,7 +141,11 @@ async def main() -> int:
     parser.add_argument("--scenario", action="append", help="scenario name (repeatable); default all")
     parser.add_argument("--matrix", action="store_true", help="start every app of apps.json on every store")
     parser.add_argument("--apps", help="comma-separated apps.json names (default all)")
-    parser.add_argument("--stores", default="memory,redis,postgres")
+    parser.add_argument(
+        "--stores",
+        default="memory,redis,postgres,redis-encrypted,postgres-encrypted",
+        help="memory, redis, postgres, and the last two with IDEMPO_ENCRYPTION_KEYS set (redis-encrypted, postgres-encrypted)",
+    )
     parser.add_argument("--cells", default=",".join(CELLS), help=f"which kinds of cell (default all: {','.join(CELLS)})")
     args = parser.parse_args()
     # Cells of every app run side by side and block threads on raw sockets (slow drips):
@@ -160,7 +166,10 @@ async def main() -> int:
     chosen = args.apps.split(",") if args.apps else list(apps)
     stores = args.stores.split(",")
     for store in stores:
-        if store != "memory" and not os.environ.get({"redis": "REDIS_URL", "postgres": "DATABASE_URL"}[store]):
+        server = store.removesuffix(ENCRYPTED)
+        if server not in ("memory", "redis", "postgres"):
+            parser.error(f"unknown store {store}")
+        if server != "memory" and not os.environ.get({"redis": "REDIS_URL", "postgres": "DATABASE_URL"}[server]):
             raise SystemExit(f"{store}: set REDIS_URL / DATABASE_URL (make test starts throwaway servers)")
     cells = args.cells.split(",")
     if unknown := set(cells) - set(CELLS):
@@ -175,7 +184,10 @@ async def main() -> int:
     if "scenarios" in cells:
         await asyncio.gather(*(per_app(a) for a in chosen))
         code = print_matrix(results, list(scenarios))
-    durable = [s for s in stores if s != "memory"]
+    # The fault cells run on the durable stores as they are; the scenarios and the mixed
+    # fleet also run on their encrypted variants (B24).
+    durable = [s for s in stores if s in ("redis", "postgres")]
+    fleets = [s for s in stores if s != "memory"]
 
     async def per_integration(label: str, runner: Any, on: list[str] | None = None, one_at_a_time: bool = False) -> int:
         """One cell per integration and store (the durable ones unless `on` says which);
@@ -205,11 +217,11 @@ async def main() -> int:
 
     if durable and "multi-process" in cells:
         code = await per_integration("multi-process", run_multi) or code
-    if durable and len(chosen) > 1 and "fleet" in cells:
+    if fleets and len(chosen) > 1 and "fleet" in cells:
         fleet_failures = 0
         total = 0
         print()
-        for store in durable:
+        for store in fleets:
             cells_of_store = await fleet.run_fleet(apps, chosen, store)
             for cell, reason in sorted(cells_of_store.items()):
                 total += 1
@@ -231,7 +243,7 @@ async def main() -> int:
     if durable and "wake-up" in cells:
         code = await per_integration("wake-up latency", waking.run_wake_latency, one_at_a_time=True) or code
     for cell, (label, runner) in FAULTS.items():
-        where = stores if cell in EVERY_STORE else durable
+        where = [s for s in stores if not s.endswith(ENCRYPTED)] if cell in EVERY_STORE else durable
         if where and cell in cells:
             code = await per_integration(label, runner, where) or code
     # Hostile input is about the HTTP side; one store is enough (the first asked for).

@@ -7,18 +7,14 @@ and reads the answer as bytes off the wire."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import struct
-import subprocess
 import uuid
 from typing import Any
 
+import raw_store
 from apps import Passed, client, raw_request, serving
 from faults import counter
-
-TABLE = "idempo_records"
-PREFIX = "idempo:"
 
 
 def encode(status: int, headers: list[tuple[str, str]], body: bytes | None) -> bytes:
@@ -44,45 +40,19 @@ return 0
 """
 
 
-def resp(*args: bytes) -> bytes:
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+def overwrite_redis(marker: bytes, record: bytes) -> bool:
+    return bool(raw_store.redis("EVAL", REDIS_OVERWRITE, 0, raw_store.PREFIX + "*", marker, record) == 1)
 
 
-def overwrite_redis(url: str, marker: bytes, record: bytes) -> bool:
-    from urllib.parse import urlsplit
-
-    u = urlsplit(url)
-    with socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=10) as s:
-        s.sendall(resp(b"EVAL", REDIS_OVERWRITE.encode(), b"0", PREFIX.encode() + b"*", marker, record))
-        reply = b""
-        while not reply.endswith(b"\r\n"):
-            chunk = s.recv(1024)
-            if not chunk:
-                break
-            reply += chunk
-    if reply.startswith(b"-"):
-        raise RuntimeError(reply.decode(errors="replace"))
-    return reply.strip() == b":1"
-
-
-def overwrite_postgres(url: str, marker: bytes, record: bytes) -> bool:
-    psql = subprocess.run(
-        ["bash", "-c", "command -v psql || ls /usr/lib/postgresql/*/bin/psql | tail -n 1"], capture_output=True, text=True
-    ).stdout.strip()
+def overwrite_postgres(marker: bytes, record: bytes) -> bool:
     sql = (
-        f"UPDATE {TABLE} SET record = decode('{record.hex()}', 'hex') "
+        f"UPDATE {raw_store.TABLE} SET record = decode('{record.hex()}', 'hex') "
         f"WHERE position(decode('{marker.hex()}', 'hex') in record) > 0"
     )
-    out = subprocess.run([psql, url, "-q", "-A", "-t", "-c", sql + " RETURNING 1"], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr)
-    return out.stdout.strip() == "1"
+    return raw_store.psql(sql + " RETURNING 1") == "1"
 
 
-OVERWRITE = {
-    "redis": lambda m, r: overwrite_redis(os.environ["REDIS_URL"], m, r),
-    "postgres": lambda m, r: overwrite_postgres(os.environ["DATABASE_URL"], m, r),
-}
+OVERWRITE = {"redis": overwrite_redis, "postgres": overwrite_postgres}
 
 
 def exchange(port: int, raw: bytes) -> tuple[int, list[tuple[str, str]], bytes]:

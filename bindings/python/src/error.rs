@@ -12,7 +12,8 @@ create_exception!(_native, StoreCorruptError, IdempoError, "The store holds an e
 
 pub fn store_error(e: StoreError) -> PyErr {
     match e {
-        StoreError::Corrupt(_) => StoreCorruptError::new_err(e.to_string()),
+        // A record that does not open (B24) is one idempo cannot read, as a corrupt one.
+        StoreError::Corrupt(_) | StoreError::Encryption(_) => StoreCorruptError::new_err(e.to_string()),
         StoreError::Unavailable(_) | StoreError::Full => StoreUnavailableError::new_err(e.to_string()),
     }
 }

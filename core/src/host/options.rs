@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::config::{Builder, Config, ConfigError, MAX_DURATION, OnStoreError};
+use crate::encryption::EncryptionKeys;
 use crate::engine::Idempotency;
 use crate::store::Store;
 
@@ -97,6 +98,8 @@ enum Kind {
     Secret,
     /// `fail_closed` or `fail_open`.
     Policy,
+    /// Encryption keys (B24): `"id:base64,…"`, or a list of `(id, 32-byte key)` pairs.
+    Keys,
 }
 
 pub(crate) struct Spec {
@@ -143,6 +146,7 @@ pub(crate) const STORE: &[Spec] = &[
     spec("migrate", Kind::Bool),
     spec("sweep_interval", Kind::Duration),
     spec("ca_file", Kind::Str),
+    spec("encryption_keys", Kind::Keys),
 ];
 
 /// A checked option value.
@@ -154,6 +158,9 @@ pub(crate) enum Checked {
     Strings(Vec<String>),
     Bytes(Vec<u8>),
     Policy(OnStoreError),
+    // Read by the networked stores only.
+    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+    Keys(std::sync::Arc<EncryptionKeys>),
 }
 
 /// Check `value` for the option `name` among `specs`; `None` when it is not set.
@@ -197,6 +204,20 @@ pub(crate) fn check(
         (Kind::Secret, Value::Str(s)) => Checked::Bytes(s.as_bytes().to_vec()),
         (Kind::Secret, Value::Bytes(b)) => Checked::Bytes(b.clone()),
         (Kind::Policy, Value::Str(s)) => Checked::Policy(s.parse().map_err(|e| dialect.error(e))?),
+        (Kind::Keys, Value::Str(s)) => Checked::Keys(EncryptionKeys::parse(s).map_err(|e| dialect.error(e))?.into()),
+        (Kind::Keys, Value::List(items)) => {
+            let pairs = items
+                .iter()
+                .map(|item| match item {
+                    Value::List(pair) => match pair.as_slice() {
+                        [Value::Str(id), Value::Bytes(key)] => Ok((id.as_str(), key.as_slice())),
+                        _ => Err(wrong("a list of (id, key bytes) pairs, or \"id:base64key,…\"")),
+                    },
+                    _ => Err(wrong("a list of (id, key bytes) pairs, or \"id:base64key,…\"")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Checked::Keys(EncryptionKeys::new(pairs).map_err(|e| dialect.error(e))?.into())
+        }
         (kind, _) => {
             return Err(wrong(match kind {
                 Kind::Bool => "true or false",
@@ -206,6 +227,7 @@ pub(crate) fn check(
                 Kind::Strings => "a list of strings",
                 Kind::Secret => "a string or bytes",
                 Kind::Policy => "\"fail_closed\" or \"fail_open\"",
+                Kind::Keys => "a list of (id, key bytes) pairs, or \"id:base64key,…\"",
             }));
         }
     };

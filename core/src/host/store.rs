@@ -18,6 +18,7 @@ use super::options::{Checked, Dialect, STORE, Value, check};
 use super::redact::Secrets;
 pub use super::redact::redact_url;
 use crate::config::ConfigError;
+use crate::encryption::EncryptionKeys;
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::Record;
 #[cfg(any(feature = "redis", feature = "postgres"))]
@@ -32,7 +33,7 @@ use crate::store::{DEFAULT_SWEEP_INTERVAL, DEFAULT_TABLE, PostgresStore};
 
 /// Which store, where, and its options (the defaults are the core's). Its Debug output is
 /// [`StoreSpec::describe`]: never a password.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum StoreSpec {
     Memory {
         /// The bounds as set; `max_entries_per_scope` is `None` to follow `max_entries`.
@@ -41,9 +42,9 @@ pub enum StoreSpec {
         max_bytes: Option<usize>,
     },
     #[cfg(feature = "redis")]
-    Redis { url: String, prefix: String, tls: Tls },
+    Redis { url: String, prefix: String, tls: Tls, keys: Keys },
     #[cfg(feature = "redis")]
-    RedisCluster { urls: Vec<String>, prefix: String, tls: Tls },
+    RedisCluster { urls: Vec<String>, prefix: String, tls: Tls, keys: Keys },
     #[cfg(feature = "postgres")]
     Postgres {
         url: String,
@@ -52,8 +53,12 @@ pub enum StoreSpec {
         /// The background sweep's interval (zero: off, B23).
         sweep_interval: Duration,
         tls: Tls,
+        keys: Keys,
     },
 }
+
+/// The encryption keys of a networked store (B24); `None`: records unencrypted.
+pub type Keys = Option<Arc<EncryptionKeys>>;
 
 impl StoreSpec {
     /// The store a URL names: `memory`, `redis://…`/`rediss://…`, or
@@ -95,7 +100,7 @@ impl StoreSpec {
         options: impl IntoIterator<Item = (String, Value)>,
     ) -> Result<StoreSpec, ConfigError> {
         expect_scheme(url, &["redis", "rediss"], "a Redis URL (redis://host:port, or rediss:// for TLS)")?;
-        StoreSpec::Redis { url: url.to_owned(), prefix: DEFAULT_PREFIX.to_owned(), tls: Tls::default() }
+        StoreSpec::Redis { url: url.to_owned(), prefix: DEFAULT_PREFIX.to_owned(), tls: Tls::default(), keys: None }
             .with(dialect, checked(dialect, options)?)
     }
 
@@ -112,7 +117,7 @@ impl StoreSpec {
         for url in &urls {
             expect_scheme(url, &["redis", "rediss"], "a Redis URL (redis://host:port)")?;
         }
-        StoreSpec::RedisCluster { urls, prefix: DEFAULT_PREFIX.to_owned(), tls: Tls::default() }
+        StoreSpec::RedisCluster { urls, prefix: DEFAULT_PREFIX.to_owned(), tls: Tls::default(), keys: None }
             .with(dialect, checked(dialect, options)?)
     }
 
@@ -130,6 +135,7 @@ impl StoreSpec {
             migrate: true,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             tls: Tls::default(),
+            keys: None,
         };
         spec.with(dialect, checked(dialect, options)?)
     }
@@ -164,6 +170,21 @@ impl StoreSpec {
                 #[cfg(feature = "postgres")]
                 (StoreSpec::Postgres { sweep_interval, .. }, "sweep_interval", Checked::Duration(d)) => {
                     *sweep_interval = d
+                }
+                #[cfg(feature = "redis")]
+                (
+                    StoreSpec::Redis { keys, .. } | StoreSpec::RedisCluster { keys, .. },
+                    "encryption_keys",
+                    Checked::Keys(k),
+                ) => *keys = Some(k),
+                #[cfg(feature = "postgres")]
+                (StoreSpec::Postgres { keys, .. }, "encryption_keys", Checked::Keys(k)) => *keys = Some(k),
+                (StoreSpec::Memory { .. }, "encryption_keys", _) => {
+                    return Err(ConfigError(format!(
+                        "{} is not an option of a memory store: it keeps records in this process's memory, \
+                         never on disk or the network (encryption applies to Redis and PostgreSQL)",
+                        dialect.name(name)
+                    )));
                 }
                 (spec, name, _) => {
                     return Err(ConfigError(format!("{} is not an option of {}", dialect.name(name), spec.what())));
@@ -230,20 +251,32 @@ impl StoreSpec {
                 )
             }
             #[cfg(feature = "redis")]
-            StoreSpec::Redis { url, prefix, tls } => {
-                format!("RedisStore({:?}, prefix={prefix:?}{})", redact_url(url), shown(tls))
+            StoreSpec::Redis { url, prefix, tls, keys } => {
+                format!("RedisStore({:?}, prefix={prefix:?}{}{})", redact_url(url), shown(tls), key_ids(keys))
             }
             #[cfg(feature = "redis")]
-            StoreSpec::RedisCluster { urls, prefix, tls } => {
-                format!("RedisStore.cluster({} nodes, prefix={prefix:?}{})", urls.len(), shown(tls))
+            StoreSpec::RedisCluster { urls, prefix, tls, keys } => {
+                format!("RedisStore.cluster({} nodes, prefix={prefix:?}{}{})", urls.len(), shown(tls), key_ids(keys))
             }
             #[cfg(feature = "postgres")]
-            StoreSpec::Postgres { url, table, sweep_interval, tls, .. } => format!(
-                "PostgresStore({:?}, table={table:?}, sweep_interval={}s{})",
+            StoreSpec::Postgres { url, table, sweep_interval, tls, keys, .. } => format!(
+                "PostgresStore({:?}, table={table:?}, sweep_interval={}s{}{})",
                 redact_url(url),
                 sweep_interval.as_secs_f64(),
-                shown(tls)
+                shown(tls),
+                key_ids(keys)
             ),
+        }
+    }
+
+    /// The keys this store encrypts records with (B24), if any.
+    pub fn encryption_keys(&self) -> Option<&Arc<EncryptionKeys>> {
+        match self {
+            StoreSpec::Memory { .. } => None,
+            #[cfg(feature = "redis")]
+            StoreSpec::Redis { keys, .. } | StoreSpec::RedisCluster { keys, .. } => keys.as_ref(),
+            #[cfg(feature = "postgres")]
+            StoreSpec::Postgres { keys, .. } => keys.as_ref(),
         }
     }
 
@@ -297,23 +330,28 @@ impl StoreSpec {
         let store: Arc<dyn Store> = match self {
             StoreSpec::Memory { .. } => Arc::new(self.memory_builder().build()),
             #[cfg(feature = "redis")]
-            StoreSpec::Redis { url, prefix, tls } => Arc::new(
+            StoreSpec::Redis { url, prefix, tls, keys } => Arc::new(encrypted(
                 RedisStore::connect_with(url, tls)
                     .await?
                     .with_prefix(prefix.clone())
                     .map_err(StoreError::unavailable)?,
-            ),
+                keys,
+                RedisStore::with_encryption_keys,
+            )),
             #[cfg(feature = "redis")]
-            StoreSpec::RedisCluster { urls, prefix, tls } => Arc::new(
+            StoreSpec::RedisCluster { urls, prefix, tls, keys } => Arc::new(encrypted(
                 RedisStore::connect_cluster_with(urls.iter().map(String::as_str), tls)
                     .await?
                     .with_prefix(prefix.clone())
                     .map_err(StoreError::unavailable)?,
-            ),
+                keys,
+                RedisStore::with_encryption_keys,
+            )),
             #[cfg(feature = "postgres")]
-            StoreSpec::Postgres { url, table, migrate, sweep_interval, tls } => {
+            StoreSpec::Postgres { url, table, migrate, sweep_interval, tls, keys } => {
                 let pool = PostgresStore::connect_with(url, tls).await?.pool().clone();
                 let store = PostgresStore::with_table(pool, table)?.with_sweep_interval(*sweep_interval);
+                let store = encrypted(store, keys, PostgresStore::with_encryption_keys);
                 if *migrate {
                     store.migrate().await?;
                 }
@@ -322,6 +360,21 @@ impl StoreSpec {
         };
         Ok(Connected::of(store))
     }
+}
+
+/// `store` given `keys`, when there are some.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn encrypted<S>(store: S, keys: &Keys, with: fn(S, Arc<EncryptionKeys>) -> S) -> S {
+    match keys {
+        Some(keys) => with(store, keys.clone()),
+        None => store,
+    }
+}
+
+/// A store's key ids as its description shows them ("" without encryption): never a key.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn key_ids(keys: &Keys) -> String {
+    keys.as_ref().map(|k| format!(", encryption_keys={:?}", k.ids().collect::<Vec<_>>())).unwrap_or_default()
 }
 
 /// A store's CA file as its description shows it ("" without one).
@@ -522,12 +575,13 @@ impl Store for ProcessStore {
     fn complete_in_process(
         &self,
         id: &RecordId,
+        fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,
     ) -> Option<Result<Completion, StoreError>> {
         let store = self.ready()?;
-        Some(self.scrubbed(store.complete_in_process(id, token, record, ttl)?))
+        Some(self.scrubbed(store.complete_in_process(id, fingerprint, token, record, ttl)?))
     }
 
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError> {
@@ -538,12 +592,13 @@ impl Store for ProcessStore {
     async fn complete(
         &self,
         id: &RecordId,
+        fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,
     ) -> Result<Completion, StoreError> {
         let store = self.get().await?;
-        self.scrubbed(store.complete(id, token, record, ttl).await)
+        self.scrubbed(store.complete(id, fingerprint, token, record, ttl).await)
     }
 
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {
@@ -554,6 +609,10 @@ impl Store for ProcessStore {
     async fn watch(&self, id: &RecordId) -> Option<Watch> {
         self.get().await.ok()?.watch(id).await
     }
+
+    fn encrypts(&self) -> bool {
+        self.spec.encryption_keys().is_some()
+    }
 }
 
 #[cfg(test)]
@@ -563,10 +622,10 @@ mod tests {
     #[test]
     fn stores_from_urls_with_their_options() {
         let none = Vec::<(String, Value)>::new;
-        assert_eq!(
+        assert!(matches!(
             StoreSpec::from_url("memory", Dialect::Python, none()),
             Ok(StoreSpec::Memory { max_entries: None, max_entries_per_scope: None, max_bytes: None })
-        );
+        ));
         let spec = StoreSpec::from_url(
             "postgres://u:pw@h/db",
             Dialect::JavaScript,
@@ -585,6 +644,34 @@ mod tests {
     }
 
     #[test]
+    fn b24_encryption_keys_as_text_or_pairs_shown_by_id_only() {
+        use base64::Engine as _;
+        let key = [0x5a_u8; 32];
+        let text = format!("k2:{},k1:{}", base64::engine::general_purpose::STANDARD.encode(key), "A".repeat(43));
+        let opt = |name: &str, v: Value| vec![(name.to_owned(), v)];
+        let spec = StoreSpec::from_url("redis://h", Dialect::Python, opt("encryption_keys", Value::Str(text.clone())))
+            .unwrap();
+        assert_eq!(spec.describe(), "RedisStore(\"redis://h\", prefix=\"idempo:\", encryption_keys=[\"k2\", \"k1\"])");
+        assert_eq!(format!("{spec:?}"), spec.describe());
+        assert!(ProcessStore::new(spec).encrypts());
+        let pairs = Value::List(vec![Value::List(vec![Value::Str("k1".into()), Value::Bytes(key.to_vec())])]);
+        let spec = StoreSpec::from_url("postgres://h/db", Dialect::JavaScript, opt("encryptionKeys", pairs)).unwrap();
+        assert!(spec.describe().ends_with("encryption_keys=[\"k1\"])"), "{}", spec.describe());
+        assert!(!ProcessStore::new(StoreSpec::from_url("redis://h", Dialect::Python, Vec::new()).unwrap()).encrypts());
+        // Errors name the option as the host spells it and never show a key.
+        let err =
+            |url: &str, d: Dialect, name: &str, v: Value| StoreSpec::from_url(url, d, opt(name, v)).unwrap_err().0;
+        let e = err("memory", Dialect::Python, "encryption_keys", Value::Str(text.clone()));
+        assert!(e.starts_with("encryption_keys is not an option of a memory store"), "{e}");
+        let e = err("redis://h", Dialect::JavaScript, "encryptionKeys", Value::Str("k1:c2hvcnQ=".into()));
+        assert_eq!(e, "encryptionKeys: key \"k1\" must be 32 bytes, got 5 (make one with `openssl rand -base64 32`)");
+        let e = err("redis://h", Dialect::Python, "encryption_keys", Value::Bytes(key.to_vec()));
+        assert!(e.contains("encryption_keys must be a list of (id, key bytes) pairs") && !e.contains("90"), "{e}");
+        let bad_pair = Value::List(vec![Value::List(vec![Value::Str("k1".into()), Value::Str("text".into())])]);
+        assert!(err("redis://h", Dialect::Python, "encryption_keys", bad_pair).contains("(id, key bytes) pairs"));
+    }
+
+    #[test]
     fn an_operation_s_future_does_not_carry_the_connect_future() {
         // Each operation's future is boxed (async_trait) and spawned by the bindings, a copy
         // of its whole size each time: connecting (some 15 KB of client state) is boxed apart.
@@ -595,7 +682,7 @@ mod tests {
         assert!(std::mem::size_of_val(&*claim) < 1024, "claim's future: {} bytes", std::mem::size_of_val(&*claim));
         let record = Record { status: http::StatusCode::OK, headers: Vec::new(), body: None };
         let token = crate::store::Token::random();
-        let complete = Store::complete(&*store, &id, token, &record, Duration::from_secs(1));
+        let complete = Store::complete(&*store, &id, &fp, token, &record, Duration::from_secs(1));
         assert!(
             std::mem::size_of_val(&*complete) < 1024,
             "complete's future: {} bytes",

@@ -650,6 +650,7 @@ impl Store for MemoryStore {
     fn complete_in_process(
         &self,
         id: &RecordId,
+        _fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,
@@ -664,6 +665,7 @@ impl Store for MemoryStore {
     async fn complete(
         &self,
         id: &RecordId,
+        _fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,

@@ -18,6 +18,8 @@ mod redis;
 mod redis_events;
 mod token_rng;
 
+pub(crate) use token_rng::fill as fill_random;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,6 +158,9 @@ pub enum StoreError {
     Corrupt(DecodeError),
     /// The store is at capacity and nothing could be reclaimed.
     Full,
+    /// A record could not be sealed, or a sealed one could not be opened (B24): the error
+    /// names the record's key id.
+    Encryption(crate::encryption::EncryptionError),
 }
 
 impl StoreError {
@@ -170,6 +175,7 @@ impl fmt::Display for StoreError {
             StoreError::Unavailable(e) => write!(f, "idempotency store unavailable: {e}"),
             StoreError::Corrupt(e) => write!(f, "idempotency store holds a corrupt entry: {e}"),
             StoreError::Full => f.write_str("idempotency store is full (raise max_entries or use a durable store)"),
+            StoreError::Encryption(e) => write!(f, "idempotency store encryption: {e}"),
         }
     }
 }
@@ -180,6 +186,7 @@ impl std::error::Error for StoreError {
             StoreError::Unavailable(e) => Some(e.as_ref()),
             StoreError::Corrupt(e) => Some(e),
             StoreError::Full => None,
+            StoreError::Encryption(e) => Some(e),
         }
     }
 }
@@ -237,11 +244,12 @@ pub trait Store: Send + Sync + 'static {
     fn complete_in_process(
         &self,
         id: &RecordId,
+        fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,
     ) -> Option<Result<Completion, StoreError>> {
-        let _ = (id, token, record, ttl);
+        let _ = (id, fingerprint, token, record, ttl);
         None
     }
 
@@ -250,10 +258,12 @@ pub trait Store: Send + Sync + 'static {
     /// holder's until a new claim takes it (or [`LATE_COMPLETION`] passes).
     async fn renew(&self, id: &RecordId, token: Token, lease_ttl: Duration) -> Result<Renewal, StoreError>;
 
-    /// Replace the claim held with `token` by `record`, kept for `ttl`.
+    /// Replace the claim held with `token` by `record`, kept for `ttl`. `fingerprint` is the
+    /// claim's: a store that encrypts records binds the two together (B24).
     async fn complete(
         &self,
         id: &RecordId,
+        fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,
@@ -269,5 +279,11 @@ pub trait Store: Send + Sync + 'static {
     async fn watch(&self, id: &RecordId) -> Option<Watch> {
         let _ = id;
         None
+    }
+
+    /// Whether the records this store writes are encrypted (B24). The engine warns once when
+    /// they are and fingerprints are not keyed.
+    fn encrypts(&self) -> bool {
+        false
     }
 }

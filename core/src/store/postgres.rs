@@ -23,6 +23,7 @@ use tokio_postgres::types::{FromSql, ToSql};
 use super::postgres_events::Events;
 use super::postgres_pipe::{Op, Pipe};
 use super::{Claim, Completion, Release, Renewal, Store, StoreError, Tls, Token, Watch};
+use crate::encryption::{EncryptionKeys, read_record, write_record};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
@@ -142,6 +143,8 @@ pub struct PostgresStore {
     events: Arc<Events>,
     /// The connections claim, renew, complete, release and mark run on (postgres_pipe.rs).
     conns: Arc<Pipe>,
+    /// The keys records are sealed with (B24); `None`: records are stored unencrypted.
+    keys: Option<Arc<EncryptionKeys>>,
 }
 
 /// The background sweep: its interval and whether it has started.
@@ -157,6 +160,7 @@ impl std::fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("table", &self.table)
             .field("sweep_interval", &self.sweep.interval)
+            .field("encryption_keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -260,7 +264,14 @@ impl PostgresStore {
         let events = Arc::new(Events::new(pool.clone(), channel));
         let statements = [&sql.claim, &sql.renew, &sql.complete, &sql.release, &sql.mark].map(Arc::clone);
         let conns = Arc::new(Pipe::new(&pool.connect_options(), statements, connections)?);
-        Ok(PostgresStore { pool, table: name.to_owned(), sql, sweep: Arc::new(sweep), events, conns })
+        Ok(PostgresStore { pool, table: name.to_owned(), sql, sweep: Arc::new(sweep), events, conns, keys: None })
+    }
+
+    /// Encrypt every record written with the first of `keys`, and open records with any of
+    /// them (B24). Records stored unencrypted before stay readable.
+    pub fn with_encryption_keys(mut self, keys: impl Into<Arc<EncryptionKeys>>) -> Self {
+        self.keys = Some(keys.into());
+        self
     }
 
     /// Sweep expired rows every `interval` in the background (default 60 s), from the
@@ -309,6 +320,8 @@ impl PostgresStore {
                     sweep,
                     events: events.clone(),
                     conns: conns.clone(),
+                    // Sweeping deletes rows by their expiry; it never reads a record.
+                    keys: None,
                 };
                 match store.sweep(DEFAULT_SWEEP_BATCH).await {
                     Ok(0) => {}
@@ -370,13 +383,14 @@ fn column<'r, T: FromSql<'r>>(row: &'r Row, name: &str) -> Result<T, StoreError>
     row.try_get(name).map_err(|e| StoreError::unavailable(format!("unexpected column {name} in the idempo table: {e}")))
 }
 
-fn claim_from_row(row: &Row) -> Result<Option<Claim>, StoreError> {
+fn claim_from_row(row: &Row, id: &RecordId, keys: Option<&EncryptionKeys>) -> Result<Option<Claim>, StoreError> {
     let Some(fingerprint) = column::<Option<Vec<u8>>>(row, "fingerprint")? else { return Ok(None) };
     let fingerprint = <[u8; 32]>::try_from(fingerprint.as_slice())
         .map(Fingerprint)
         .map_err(|_| StoreError::Corrupt(DecodeError("the stored fingerprint is not 32 bytes")))?;
     if let Some(record) = column::<Option<Vec<u8>>>(row, "record")? {
-        return Ok(Some(Claim::Completed { fingerprint, record: Arc::new(Record::decode(&record)?) }));
+        let record = read_record(keys, id, &fingerprint, &record)?;
+        return Ok(Some(Claim::Completed { fingerprint, record: Arc::new(record) }));
     }
     if column::<Option<bool>>(row, "in_flight")? == Some(true) {
         let left = column::<Option<i64>>(row, "left_ms")?.unwrap_or(1).max(1);
@@ -397,7 +411,7 @@ impl Store for PostgresStore {
             if column::<bool>(&row, "claimed")? {
                 return Ok(Claim::Claimed { token });
             }
-            if let Some(claim) = claim_from_row(&row)? {
+            if let Some(claim) = claim_from_row(&row, id, self.keys.as_deref())? {
                 return Ok(claim);
             }
         }
@@ -413,11 +427,12 @@ impl Store for PostgresStore {
     async fn complete(
         &self,
         id: &RecordId,
+        fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,
     ) -> Result<Completion, StoreError> {
-        let encoded = record.encode();
+        let encoded = write_record(self.keys.as_deref(), id, fingerprint, record)?;
         let params: [&(dyn ToSql + Sync); 4] = [&&id.0[..], &&token.to_bytes()[..], &&encoded[..], &ms(ttl)];
         Ok(if self.told(Op::Complete, &params).await? { Completion::Stored } else { Completion::LeaseLost })
     }
@@ -437,6 +452,10 @@ impl Store for PostgresStore {
             })
             .await;
         Some(watch)
+    }
+
+    fn encrypts(&self) -> bool {
+        self.keys.is_some()
     }
 }
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use super::redis_events::Events;
 use super::{Claim, Completion, LATE_COMPLETION, Release, Renewal, Store, StoreError, Tls, Token, Watch};
 use crate::config::ConfigError;
+use crate::encryption::{EncryptionKeys, read_record, write_record};
 use crate::fingerprint::{Fingerprint, RecordId};
 use crate::record::{DecodeError, Record};
 
@@ -116,6 +117,8 @@ pub struct RedisStore {
     /// Completion and release events for waiters (B20); `None` without a client to open
     /// a subscriber connection with (a store made from a connection or a cluster client).
     events: Option<Arc<Events>>,
+    /// The keys records are sealed with (B24); `None`: records are stored unencrypted.
+    keys: Option<Arc<EncryptionKeys>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -124,7 +127,11 @@ impl std::fmt::Debug for RedisStore {
             Connection::Single(_) => "single",
             Connection::Cluster(_) => "cluster",
         };
-        f.debug_struct("RedisStore").field("connection", &kind).field("prefix", &self.prefix).finish()
+        f.debug_struct("RedisStore")
+            .field("connection", &kind)
+            .field("prefix", &self.prefix)
+            .field("encryption_keys", &self.keys)
+            .finish()
     }
 }
 
@@ -268,7 +275,7 @@ impl RedisStore {
             complete: Script::new(COMPLETE),
             release: Script::new(RELEASE),
         };
-        RedisStore { connection, prefix: DEFAULT_PREFIX.into(), scripts: Arc::new(scripts), events: None }
+        RedisStore { connection, prefix: DEFAULT_PREFIX.into(), scripts: Arc::new(scripts), events: None, keys: None }
     }
 
     /// Prefix every key (default `idempo:`), to share one Redis between applications.
@@ -279,6 +286,13 @@ impl RedisStore {
         self.events = self.events.map(|events| Arc::new(Events::new(events.clients.clone(), prefix.clone())));
         self.prefix = prefix;
         Ok(self)
+    }
+
+    /// Encrypt every record written with the first of `keys`, and open records with any of
+    /// them (B24). Records stored unencrypted before stay readable.
+    pub fn with_encryption_keys(mut self, keys: impl Into<Arc<EncryptionKeys>>) -> RedisStore {
+        self.keys = Some(keys.into());
+        self
     }
 
     /// The Redis key of a record id: `<prefix>{<hex id>}`.
@@ -358,7 +372,9 @@ impl Store for RedisStore {
             [Value::Int(2), fp, record] => {
                 let bytes =
                     bytes_of(record).ok_or(StoreError::Corrupt(DecodeError("the stored record is not bytes")))?;
-                Ok(Claim::Completed { fingerprint: fingerprint_of(fp)?, record: Arc::new(Record::decode(bytes)?) })
+                let fingerprint = fingerprint_of(fp)?;
+                let record = read_record(self.keys.as_deref(), id, &fingerprint, bytes)?;
+                Ok(Claim::Completed { fingerprint, record: Arc::new(record) })
             }
             [Value::Int(3)] => Err(StoreError::Corrupt(DecodeError("the Redis key is not an idempo record"))),
             _ => Err(unexpected(&reply)),
@@ -374,11 +390,13 @@ impl Store for RedisStore {
     async fn complete(
         &self,
         id: &RecordId,
+        fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,
     ) -> Result<Completion, StoreError> {
-        let args: [&[u8]; 4] = [&token.to_bytes(), &record.encode(), &millis(ttl), self.publish()];
+        let bytes = write_record(self.keys.as_deref(), id, fingerprint, record)?;
+        let args: [&[u8]; 4] = [&token.to_bytes(), &bytes, &millis(ttl), self.publish()];
         let held = self.fenced(&self.scripts.complete, id, &args).await?;
         Ok(if held { Completion::Stored } else { Completion::LeaseLost })
     }
@@ -393,6 +411,10 @@ impl Store for RedisStore {
         let watch = events.wakers.watch(id);
         watch.arm(|| events.subscribe(self.key_of(id))).await;
         Some(watch)
+    }
+
+    fn encrypts(&self) -> bool {
+        self.keys.is_some()
     }
 }
 

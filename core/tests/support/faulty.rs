@@ -66,6 +66,7 @@ impl Store for Faulty {
     async fn complete(
         &self,
         id: &RecordId,
+        fingerprint: &Fingerprint,
         token: Token,
         record: &Record,
         ttl: Duration,
@@ -78,7 +79,7 @@ impl Store for Faulty {
             self.faults.complete_failures.store(left - 1, Ordering::SeqCst);
             return Err(down());
         }
-        self.inner.complete(id, token, record, ttl).await
+        self.inner.complete(id, fingerprint, token, record, ttl).await
     }
 
     async fn release(&self, id: &RecordId, token: Token) -> Result<Release, StoreError> {

@@ -169,7 +169,7 @@ pub async fn woken_across(a: &dyn Store, b: &dyn Store, release: bool, within: D
     let done = if release {
         a.release(&id, token).await.is_ok()
     } else {
-        a.complete(&id, token, &idempo::testing::sample_record(b"ok"), Duration::from_secs(60)).await.is_ok()
+        a.complete(&id, &fp, token, &idempo::testing::sample_record(b"ok"), Duration::from_secs(60)).await.is_ok()
     };
     done && tokio::time::timeout(within, watch.woken()).await.is_ok()
 }

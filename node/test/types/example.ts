@@ -1,7 +1,7 @@
 // Compiled with `tsc --noEmit --strict` by test/types.test.js: every entry point, typed.
 import express from 'express'
 import Fastify from 'fastify'
-import { MemoryStore, RedisStore, PostgresStore, StoreUnavailableError, ConfigurationError, setLogger, storeFromUrl, defaults, COUNTERS, type Store } from 'idempo'
+import { MemoryStore, RedisStore, PostgresStore, StoreUnavailableError, ConfigurationError, setLogger, storeFromUrl, defaults, COUNTERS, type Store, type EncryptionKeys } from 'idempo'
 import { idempotency, verify } from 'idempo/express'
 import idempotencyPlugin from 'idempo/fastify'
 
@@ -14,7 +14,9 @@ async function main (): Promise<void> {
   } catch (err) {
     if (err instanceof StoreUnavailableError) console.warn(err.code, err.message)
   }
-  const pg: PostgresStore = await PostgresStore.connect('postgres://127.0.0.1/app', { table: 'keys' })
+  const pg: PostgresStore = await PostgresStore.connect('postgres://127.0.0.1/app', { table: 'keys', encryptionKeys: process.env.IDEMPO_ENCRYPTION_KEYS ?? '' })
+  const keys: EncryptionKeys = [['k2', Buffer.alloc(32)], ['k1', new Uint8Array(32)]]
+  await RedisStore.cluster(['redis://127.0.0.1:7000'], { encryptionKeys: keys, caFile: 'ca.pem' })
   const removed: number = await pg.sweep(500)
 
   const fromUrl: Store = await storeFromUrl('memory', { maxEntries: 100 })
