@@ -24,7 +24,8 @@ pub fn now_or_later<F: Future>(fut: F) -> Now<F> {
 
 /// [`now_or_later`] when `in_process` ([`Store::in_process`](crate::store::Store::in_process)),
 /// else the future as it is, not polled: a network store's operation is better started on
-/// the runtime that will finish it.
+/// the runtime that will finish it. For the bindings (`idempo::host`).
+#[cfg_attr(not(feature = "host"), allow(dead_code))]
 pub fn now_if<F: Future>(in_process: bool, fut: F) -> Now<F> {
     if in_process { now_or_later(fut) } else { Now::Later(Box::pin(fut)) }
 }
