@@ -718,7 +718,10 @@ fn mismatch(e: &Shared, key: &Key) -> Response<Bytes> {
 
 fn store_error_at_claim(e: &Shared, key: &Key, err: &StoreError) -> Decision {
     Stats::inc(&e.stats.store_errors);
-    match e.config.on_store_error {
+    // Failing open is for a store that cannot answer. One that returned a record it holds
+    // for this key, unreadable or not (B18, B24), has shown the key ran: never again.
+    let policy = if err.is_unreadable_record() { OnStoreError::FailClosed } else { e.config.on_store_error };
+    match policy {
         OnStoreError::FailClosed => {
             static LOG: Throttle = Throttle::new();
             if let Some(suppressed) = LOG.admit() {

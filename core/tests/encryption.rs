@@ -216,6 +216,33 @@ async fn altered_and_copied_records_are_refused(kind: Kind) {
     assert!(moved.replayed(), "without encryption the copied record replays (the test can tell)");
 }
 
+/// `on_store_error = fail_open` lets a request run when the store cannot answer; a record
+/// the store did return but that does not open proves the key ran already, so it is
+/// refused all the same (B16, B18, B24).
+async fn fail_open_never_runs_a_recorded_key_again(kind: Kind) {
+    logs();
+    let store = store(kind, Some(keys(&[&unique("open")]))).await;
+    let app = TestApp::new(Idempotency::builder_shared(store).on_store_error(idempo::OnStoreError::FailOpen).build());
+    let k = key("fail-open-tampered");
+    app.send(post("/echo", Some(&k), "pay 10")).await;
+    let mut raw = raw_record(kind, &k).await;
+    let last = raw.len() - 1;
+    raw[last] ^= 0x01;
+    write_raw_record(kind, &k, &raw).await;
+    app.send(post("/echo", Some(&k), "pay 10")).await.assert_problem(503, "store-unavailable");
+    assert_eq!(app.count(), 1, "fail open ran a key whose record is in the store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b24_redis_fail_open_never_runs_a_recorded_key_again() {
+    fail_open_never_runs_a_recorded_key_again(Kind::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b24_postgres_fail_open_never_runs_a_recorded_key_again() {
+    fail_open_never_runs_a_recorded_key_again(Kind::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn b24_redis_refuses_altered_and_copied_records() {
     altered_and_copied_records_are_refused(Kind::Redis).await;

@@ -4,7 +4,8 @@ app's IDEMPO_ENCRYPTION_KEYS, and reading and writing Redis or PostgreSQL direct
 - a marker in a response body is in the stored bytes without encryption and not with it;
 - one byte changed in a sealed record, or a whole entry copied to another key's id, gets
   503 and the handler does not run again, and the app keeps serving (without encryption
-  the copied entry replays to the other key: what encryption closes);
+  the copied entry replays to the other key: what encryption closes); a tampered record
+  is refused under `on_store_error = fail_open` too;
 - rotation: records sealed under k1 replay once k2 is put first and new ones are sealed
   under k2; with k1 removed its records answer 503 and the log names k1; a record written
   before encryption was turned on replays throughout;
@@ -43,8 +44,8 @@ class Cell:
         self.tag = f"{app[:4]}{uuid.uuid4().hex[:6]}"
 
     @asynccontextmanager
-    async def app(self, encryption_keys: str | None) -> AsyncIterator[tuple[str, object]]:
-        extra = {**self.env, **({"IDEMPO_ENCRYPTION_KEYS": encryption_keys} if encryption_keys else {})}
+    async def app(self, encryption_keys: str | None, **more: str) -> AsyncIterator[tuple[str, object]]:
+        extra = {**self.env, **more, **({"IDEMPO_ENCRYPTION_KEYS": encryption_keys} if encryption_keys else {})}
         async with serving(self.command, self.store, extra) as (proc, base):
             yield base, proc
 
@@ -108,6 +109,20 @@ async def marker_and_tampering(c: Cell) -> None:
         expect(fresh.status_code == 201 and fresh.text == "pay 3", f"the app stopped serving: {fresh.status_code}")
 
 
+async def fail_open_refuses_too(c: Cell) -> None:
+    """Failing open is for a store that cannot answer: a tampered record the store returned
+    shows the key ran, and is refused under fail_open as well."""
+    async with c.app(keys(c.key("k1")), IDEMPO_ON_STORE_ERROR="fail_open") as (base, _):
+        await c.post(base, c.key("open"), "pay 4")
+        runs = await counter(c.http, base)
+        altered = bytearray(await c.raw(c.key("open")))
+        altered[-1] ^= 1
+        await asyncio.to_thread(raw_store.write_record, c.store, raw_store.record_id(TENANT, c.key("open")), bytes(altered))
+        r = await c.post(base, c.key("open"), "pay 4")
+        expect(refused(r), f"fail_open answered a tampered record {r.status_code} {r.text[:80]!r}")
+        expect(await counter(c.http, base) == runs, "fail_open ran the handler again on a tampered record")
+
+
 def raw_store_copy(c: Cell, source: str, target: str) -> None:
     raw_store.copy_entry(c.store, raw_store.record_id(TENANT, c.key(source)), raw_store.record_id(TENANT, c.key(target)))
 
@@ -152,5 +167,6 @@ async def run_encryption(app: str, command: list[str], store: str) -> str | None
         async with client() as http:
             cell = Cell(app, command, store, http, env)
             await marker_and_tampering(cell)
+            await fail_open_refuses_too(cell)
             await rotation(cell)
-    return Passed("marker hidden; tampered and copied records refused; rotation")
+    return Passed("marker hidden; tampered and copied records refused, fail_open too; rotation")

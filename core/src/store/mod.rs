@@ -167,6 +167,18 @@ impl StoreError {
     pub fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
         StoreError::Unavailable(e.into())
     }
+
+    /// Whether the store answered with an entry for the id that cannot be read: a corrupt
+    /// record (B18), or an encrypted one that does not open (B24). Such an id has been
+    /// claimed before, so it is never run unprotected, whatever `on_store_error` says.
+    pub fn is_unreadable_record(&self) -> bool {
+        use crate::encryption::EncryptionError as E;
+        match self {
+            StoreError::Corrupt(_) => true,
+            StoreError::Encryption(e) => matches!(e, E::UnknownKey { .. } | E::NoKeys { .. } | E::DoesNotOpen { .. }),
+            StoreError::Unavailable(_) | StoreError::Full => false,
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
