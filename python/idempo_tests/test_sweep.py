@@ -18,11 +18,11 @@ from idempo import PostgresStore
 from idempo.wsgi import IdempotencyMiddleware
 from werkzeug.test import Client
 
-url, table, interval = sys.argv[1], sys.argv[2], float(sys.argv[3])
+url, table, interval, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 def app(environ, start_response):
     start_response("201 Created", [("Content-Type", "text/plain")])
     return [b"done"]
-client = Client(IdempotencyMiddleware(app, store=PostgresStore(url, table=table, sweep_interval=interval), ttl=0.2))
+client = Client(IdempotencyMiddleware(app, store=PostgresStore(url, table=table, sweep_interval=interval), ttl=ttl))
 for n in range(10):
     r = client.post("/pay", data=b"x", headers={"Idempotency-Key": f"{table}-{n}-{time.time()}"})
     assert (r.status_code, r.get_data()) == (201, b"done")
@@ -40,18 +40,25 @@ def psql_count(url: str, table: str) -> int:
     return int(out.stdout.strip())
 
 
+# Long enough that the first worker's rows are still there once the second, started on a
+# loaded machine, has stored its own (at 0.2 s they were once swept before they were counted).
+TTL = 2.0
+
+
 @pytest.mark.parametrize("interval", [0.3, 0.0], ids=["every 0.3 s", "off"])
 def test_b23_two_processes_sweep_expired_rows_unless_turned_off(interval: float) -> None:
     url = env("DATABASE_URL", "PostgreSQL")
     table = f"sweep_{uuid.uuid4().hex[:12]}"
     workers = [
-        subprocess.Popen([sys.executable, "-c", WORKER, url, table, str(interval)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, table, str(interval), str(TTL)], stdout=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     try:
         for w in workers:
             assert w.stdout is not None and w.stdout.readline().strip() == "stored", "a worker failed"
-        expired = time.monotonic() + 0.2
+        expired = time.monotonic() + TTL
         assert psql_count(url, table) == 20
         left = 20
         while left and time.monotonic() < expired + 1.5:
