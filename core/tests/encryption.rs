@@ -18,6 +18,21 @@ use support::{TestApp, post, services};
 
 const TABLE: &str = "idempo_records";
 
+/// A test of `check` on Redis and one on PostgreSQL.
+macro_rules! on_both_stores {
+    ($check:ident: $redis:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $redis() {
+            $check(Kind::Redis).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $postgres() {
+            $check(Kind::Postgres).await;
+        }
+    };
+}
+
 fn logs() -> &'static Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| Captured::install("info"))
@@ -140,6 +155,14 @@ async fn copy_entry(kind: Kind, from: &str, to: &str) {
     }
 }
 
+/// Change the last byte (the tag's) of the record stored for `raw_key`.
+async fn tamper(kind: Kind, raw_key: &str) {
+    let mut raw = raw_record(kind, raw_key).await;
+    let last = raw.len() - 1;
+    raw[last] ^= 0x01;
+    write_raw_record(kind, raw_key, &raw).await;
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -174,15 +197,7 @@ async fn the_store_never_holds_the_body(kind: Kind) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn b24_redis_holds_no_plain_body() {
-    the_store_never_holds_the_body(Kind::Redis).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn b24_postgres_holds_no_plain_body() {
-    the_store_never_holds_the_body(Kind::Postgres).await;
-}
+on_both_stores!(the_store_never_holds_the_body: b24_redis_holds_no_plain_body, b24_postgres_holds_no_plain_body);
 
 /// One byte changed in a sealed record, or a whole entry copied to another key's id: the
 /// retry answers 503, the handler does not run, the next request is served. Without
@@ -193,10 +208,7 @@ async fn altered_and_copied_records_are_refused(kind: Kind) {
     let app = app(store(kind, Some(keys(&[&id]))).await);
     let k = key("tampered");
     app.send(post("/echo", Some(&k), "pay 10")).await;
-    let mut raw = raw_record(kind, &k).await;
-    let last = raw.len() - 1;
-    raw[last] ^= 0x01;
-    write_raw_record(kind, &k, &raw).await;
+    tamper(kind, &k).await;
     app.send(post("/echo", Some(&k), "pay 10")).await.assert_problem(503, "store-unavailable");
     assert_eq!(app.count(), 1, "the handler ran again on a tampered record");
 
@@ -225,33 +237,14 @@ async fn fail_open_never_runs_a_recorded_key_again(kind: Kind) {
     let app = TestApp::new(Idempotency::builder_shared(store).on_store_error(idempo::OnStoreError::FailOpen).build());
     let k = key("fail-open-tampered");
     app.send(post("/echo", Some(&k), "pay 10")).await;
-    let mut raw = raw_record(kind, &k).await;
-    let last = raw.len() - 1;
-    raw[last] ^= 0x01;
-    write_raw_record(kind, &k, &raw).await;
+    tamper(kind, &k).await;
     app.send(post("/echo", Some(&k), "pay 10")).await.assert_problem(503, "store-unavailable");
     assert_eq!(app.count(), 1, "fail open ran a key whose record is in the store");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn b24_redis_fail_open_never_runs_a_recorded_key_again() {
-    fail_open_never_runs_a_recorded_key_again(Kind::Redis).await;
-}
+on_both_stores!(fail_open_never_runs_a_recorded_key_again: b24_redis_fail_open_never_runs_a_recorded_key_again, b24_postgres_fail_open_never_runs_a_recorded_key_again);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn b24_postgres_fail_open_never_runs_a_recorded_key_again() {
-    fail_open_never_runs_a_recorded_key_again(Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn b24_redis_refuses_altered_and_copied_records() {
-    altered_and_copied_records_are_refused(Kind::Redis).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn b24_postgres_refuses_altered_and_copied_records() {
-    altered_and_copied_records_are_refused(Kind::Postgres).await;
-}
+on_both_stores!(altered_and_copied_records_are_refused: b24_redis_refuses_altered_and_copied_records, b24_postgres_refuses_altered_and_copied_records);
 
 /// Records under k1 replay once k2 is put first; with k1 gone they answer 503 and the log
 /// names k1; records written before encryption was on replay throughout.
@@ -295,15 +288,7 @@ async fn keys_rotate(kind: Kind) {
     assert_eq!(plain.count(), 3, "nothing ran twice");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn b24_redis_keys_rotate() {
-    keys_rotate(Kind::Redis).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn b24_postgres_keys_rotate() {
-    keys_rotate(Kind::Postgres).await;
-}
+on_both_stores!(keys_rotate: b24_redis_keys_rotate, b24_postgres_keys_rotate);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn b24_unkeyed_fingerprints_are_warned_about_once() {
