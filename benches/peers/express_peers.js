@@ -2,10 +2,12 @@
 // The Node peer apps for `make bench`: the fixture's /echo, /counter and /reset endpoints
 // on idempo's own Express, behind a peer library installed by benches/peers/install.sh.
 //
-//   PEER=node-idempotency|express-idempotency IDEMPO_STORE=memory|redis://… PORT=… node express_peers.js
+//   PEER=node-idempotency|express-idempotency|idempo IDEMPO_STORE=memory|redis://… PORT=… node express_peers.js
 //
 // Both peers need the parsed JSON body (their fingerprints hash it), so /echo parses it
 // with express.json() and answers it back; IDEMPO_BARE=1 is the same app without the peer.
+// PEER=idempo puts idempo's own middleware on this same app (after the parser, with its
+// `verify` hook), so idempo's ratio to bare and the peer's are to one bare app.
 const path = require('node:path')
 const root = path.join(__dirname, '..', '..')
 const express = require(require.resolve('express', { paths: [path.join(root, 'node')] }))
@@ -59,7 +61,12 @@ async function main () {
     const peerMw = expressIdempotency(store)
     chain.push(peerMw.mw)
     isHit = peerMw.isHit
-  } else if (!bare) throw new Error(`PEER=${process.env.PEER}: expected node-idempotency or express-idempotency`)
+  } else if (!bare && process.env.PEER === 'idempo') {
+    const { storeFromUrl } = require(path.join(root, 'node'))
+    const { idempotency, verify } = require(path.join(root, 'node', 'express'))
+    chain[0] = express.json({ verify })
+    chain.push(idempotency({ store: await storeFromUrl(store) }))
+  } else if (!bare) throw new Error(`PEER=${process.env.PEER}: expected node-idempotency, express-idempotency or idempo`)
   app.post('/echo', ...chain, (req, res) => {
     if (isHit(req)) return
     counter++

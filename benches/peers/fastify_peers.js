@@ -6,8 +6,10 @@
 // a preHandler hook, once Fastify has parsed the JSON body its fingerprint hashes) and
 // `onResponse` with the handler's answer before it is sent (a preSerialization hook).
 //
-//   IDEMPO_STORE=memory|redis://… PORT=… [IDEMPO_BARE=1] node fastify_peers.js
+//   IDEMPO_STORE=memory|redis://… PORT=… [IDEMPO_BARE=1] [PEER=idempo] node fastify_peers.js
 //
+// PEER=idempo registers idempo's own plugin on this same app instead, so idempo's ratio
+// to bare and the peer's are to one bare app.
 // This is the same library as the Express peer (express_peers.js), so a Fastify app's
 // ratio to bare can be compared with a peer's on the same framework.
 const path = require('node:path')
@@ -48,7 +50,12 @@ async function main () {
   app.addHook('onSend', async (req, reply) => { reply.header('X-Pid', String(process.pid)) })
   app.get('/counter', async () => ({ count: counter }))
   app.post('/reset', async (req, reply) => { counter = 0; return reply.code(204).send() })
-  const hooks = bare ? {} : await nodeIdempotencyHooks(store)
+  const ours = process.env.PEER === 'idempo'
+  if (!bare && ours) {
+    const { storeFromUrl } = require(path.join(root, 'node'))
+    await app.register(require(path.join(root, 'node', 'fastify')), { store: await storeFromUrl(store) })
+  }
+  const hooks = bare || ours ? {} : await nodeIdempotencyHooks(store)
   app.post('/echo', hooks, async (req, reply) => {
     counter++
     return reply.code(201).send(req.body)
