@@ -615,6 +615,16 @@ def spread_table(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_meta(args: argparse.Namespace) -> dict:
+    """What a table says of its run: machine, date, command, rounds."""
+    return {
+        "machine": machine(),
+        "date": date.today().isoformat(),
+        "command": os.environ.get("BENCH_COMMAND", "make bench"),
+        "rounds": args.rounds,
+    }
+
+
 def run_versus(apps: list[App], args: argparse.Namespace, urls: dict[str, str]) -> int:
     by_name = {a.name: a for a in apps}
     results = []
@@ -625,12 +635,7 @@ def run_versus(apps: list[App], args: argparse.Namespace, urls: dict[str, str]) 
     except (BenchError, OSError) as e:
         print(f"bench: FAILED: {e}", file=sys.stderr)
         return 1
-    meta = {
-        "machine": machine(),
-        "date": date.today().isoformat(),
-        "command": os.environ.get("BENCH_COMMAND", "make bench"),
-        "rounds": args.rounds,
-    }
+    meta = run_meta(args)
     text = versus_table(results, meta)
     print(text)
     write(args.versus, text, marker="versus")
@@ -681,12 +686,7 @@ def main() -> int:
     except (BenchError, OSError) as e:
         print(f"bench: FAILED: {e}", file=sys.stderr)
         return 1
-    meta = {
-        "machine": machine(),
-        "date": date.today().isoformat(),
-        "command": os.environ.get("BENCH_COMMAND", "make bench"),
-        "rounds": args.rounds,
-    }
+    meta = run_meta(args)
     if args.spread:
         text = spread_table(rows, meta)
         print(text)
