@@ -8,11 +8,14 @@
 //
 // N requests a round (default 10 000), C at a time (default 32), ROUNDS rounds (default 5)
 // after a warm-up of N. Prints the process's CPU per request in each round and the
-// average per thread name over the rounds (from /proc/self/task).
+// average per thread name over the rounds (from /proc/self/task), and V8's collections in
+// each round: a round with full collections is one where V8 pretenured the requests'
+// objects (benches/README.md, "allocation-site pretenuring"), a state a run stays in.
 const fs = require('node:fs')
 const http = require('node:http')
 const path = require('node:path')
 const { Duplex } = require('node:stream')
+const { PerformanceObserver, constants } = require('node:perf_hooks')
 
 const root = path.join(__dirname, '..', '..')
 const [framework = 'fastify', workload = 'first', n = '10000', c = '32'] = process.argv.slice(2)
@@ -41,10 +44,9 @@ class NullSocket extends Duplex {
   setKeepAlive () { return this }
 }
 
-/** One POST /echo through `handler`; its status. */
-function request (handler, key) {
+/** One POST /echo through `handler` on `socket`; its status. */
+function request (handler, socket, key) {
   return new Promise((resolve) => {
-    const socket = new NullSocket()
     const req = new http.IncomingMessage(socket)
     Object.assign(req, { method: 'POST', url: '/echo', httpVersion: '1.1', httpVersionMajor: 1, httpVersionMinor: 1 })
     req.headers = { host: '127.0.0.1', 'content-type': 'application/json', 'content-length': String(BODY.length) }
@@ -52,7 +54,10 @@ function request (handler, key) {
     req.rawHeaders = Object.entries(req.headers).flat()
     const res = new http.ServerResponse(req)
     res.assignSocket(socket)
-    res.on('finish', () => resolve(res.statusCode))
+    res.on('finish', () => {
+      res.detachSocket(socket) // as Node's server does, so the socket serves the next request
+      resolve(res.statusCode)
+    })
     handler(req, res)
     // The body arrives after the head, as from a socket.
     setImmediate(() => { req.push(BODY); req.complete = true; req.push(null) })
@@ -87,8 +92,9 @@ async function main () {
   const run = async (count) => {
     let left = count
     const client = async () => {
+      const socket = new NullSocket() // one a connection, kept alive as a client's is
       while (left-- > 0) {
-        const status = await request(handler, keyOf())
+        const status = await request(handler, socket, keyOf())
         if (status >= 300) throw new Error(`status ${status}`)
       }
     }
@@ -98,19 +104,34 @@ async function main () {
   await run(N) // V8 settles
   const before = threads()
   const rounds = []
+  const gc = { full: 0, ms: 0 }
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.ms += entry.duration
+      if (entry.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.full++
+    }
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  const collections = []
   for (let r = 0; r < ROUNDS; r++) {
     const cpu = process.cpuUsage()
+    gc.full = 0
+    gc.ms = 0
     await run(N)
     const used = process.cpuUsage(cpu)
     rounds.push((used.user + used.system) / N)
+    await new Promise(setImmediate) // the observer's entries of this round
+    collections.push(`${gc.full} full, ${gc.ms.toFixed(0)} ms`)
   }
+  observer.disconnect()
   const split = []
   for (const [name, us] of threads()) {
     const per = (us - (before.get(name) || 0)) / (N * ROUNDS)
     if (per >= 0.5) split.push(`${name} ${per.toFixed(1)}`)
   }
   console.log(`${framework} ${workload} on ${process.env.IDEMPO_STORE || 'memory'}: CPU per request ` +
-    `${rounds.map(us => us.toFixed(1)).join(', ')} µs; by thread (µs): ${split.join(', ')}`)
+    `${rounds.map(us => us.toFixed(1)).join(', ')} µs; by thread (µs): ${split.join(', ')}; ` +
+    `V8 collections by round: ${collections.join('; ')}`)
   process.exit(0)
 }
 
