@@ -9,8 +9,9 @@
 // N requests a round (default 10 000), C at a time (default 32), ROUNDS rounds (default 5)
 // after a warm-up of N. Prints the process's CPU per request in each round and the
 // average per thread name over the rounds (from /proc/self/task), and V8's collections in
-// each round: a round with full collections is one where V8 pretenured the requests'
-// objects (benches/README.md, "allocation-site pretenuring"), a state a run stays in.
+// each round. Fastify on Redis with full collections in every round is a run in V8's
+// pretenured state, which it keeps (benches/README.md, "allocation-site pretenuring");
+// Express makes some full collections anyway (a map per response, docs/DECISIONS.md).
 const fs = require('node:fs')
 const http = require('node:http')
 const path = require('node:path')
